@@ -1,0 +1,178 @@
+//! Broker settings: command-line flags, `SLUICE_*` environment variables and
+//! an optional TOML file, resolved in that order of precedence over the
+//! defaults, then validated. Every bad value is reported as one line naming
+//! the setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about = "A Kafka-compatible streaming broker")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a broker (one node, 127.0.0.1:9092, data under ./data by default).
+    Serve(ServeArgs),
+}
+
+/// Every setting is optional here so that a value given by flag or
+/// environment can be told apart from one left to the file or default.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (flags and env vars win).
+    #[arg(long, env = "SLUICE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to accept Kafka clients on [default: 127.0.0.1:9092].
+    #[arg(long, env = "SLUICE_LISTEN", value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Address clients are told to connect to [default: the listen address].
+    #[arg(long, env = "SLUICE_ADVERTISED_LISTENER", value_name = "HOST:PORT")]
+    pub advertised_listener: Option<String>,
+    /// Directory holding partition logs and metadata [default: ./data].
+    #[arg(long, env = "SLUICE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// This broker's id [default: 0].
+    #[arg(long, env = "SLUICE_NODE_ID", value_name = "N")]
+    pub node_id: Option<i32>,
+    /// Create unknown topics when clients ask for them in Metadata [default: true].
+    #[arg(long, env = "SLUICE_AUTO_CREATE_TOPICS", value_name = "BOOL")]
+    pub auto_create_topics: Option<bool>,
+    /// Partitions of an auto-created topic or of one created with -1 [default: 1].
+    #[arg(long, env = "SLUICE_NUM_PARTITIONS", value_name = "N")]
+    pub num_partitions: Option<i32>,
+    /// Log filter, e.g. info or sluice=debug [default: info].
+    #[arg(long, env = "SLUICE_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+/// The same settings as read from a TOML file (kebab-case keys).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSettings {
+    listen: Option<String>,
+    advertised_listener: Option<String>,
+    data_dir: Option<PathBuf>,
+    node_id: Option<i32>,
+    auto_create_topics: Option<bool>,
+    num_partitions: Option<i32>,
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Host and port advertised in Metadata; port 0 means "the bound port".
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub data_dir: PathBuf,
+    pub node_id: i32,
+    pub auto_create_topics: bool,
+    pub num_partitions: i32,
+    pub log_level: String,
+    pub max_request_bytes: usize,
+}
+
+impl Config {
+    pub fn resolve(args: ServeArgs) -> Result<Self, String> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let listen_s = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:9092".into());
+        let listen: SocketAddr = listen_s
+            .parse()
+            .map_err(|_| format!("invalid listen address '{listen_s}': expected HOST:PORT with a numeric IP"))?;
+        let advertised = args.advertised_listener.or(file.advertised_listener);
+        let (advertised_host, advertised_port) = match advertised {
+            Some(a) => {
+                split_host_port(&a).ok_or_else(|| format!("invalid advertised-listener '{a}': expected HOST:PORT"))?
+            }
+            None => (listen.ip().to_string(), listen.port()),
+        };
+        let node_id = args.node_id.or(file.node_id).unwrap_or(0);
+        if node_id < 0 {
+            return Err(format!("invalid node-id {node_id}: must be 0 or greater"));
+        }
+        let num_partitions = args.num_partitions.or(file.num_partitions).unwrap_or(1);
+        if num_partitions < 1 {
+            return Err(format!("invalid num-partitions {num_partitions}: must be 1 or greater"));
+        }
+        let log_level = args.log_level.or(file.log_level).unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&log_level)
+            .map_err(|e| format!("invalid log-level '{log_level}': {e}"))?;
+        Ok(Self {
+            listen,
+            advertised_host,
+            advertised_port,
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("data")),
+            node_id,
+            auto_create_topics: args.auto_create_topics.or(file.auto_create_topics).unwrap_or(true),
+            num_partitions,
+            log_level,
+            max_request_bytes: sluice_protocol::frame::DEFAULT_MAX_REQUEST_BYTES,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let msg = e.message().replace('\n', " ");
+        format!("invalid config file {}: {msg}", path.display())
+    })
+}
+
+fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_a_local_one_node_broker() {
+        let c = Config::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9092");
+        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("127.0.0.1", 9092));
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert!(c.auto_create_topics);
+        assert_eq!(c.num_partitions, 1);
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, "num-partitions = 4\nnode-id = 7\nlisten = \"127.0.0.1:9500\"\n").unwrap();
+        let args = ServeArgs { config: Some(path), num_partitions: Some(2), ..Default::default() };
+        let c = Config::resolve(args).unwrap();
+        assert_eq!((c.num_partitions, c.node_id, c.listen.port()), (2, 7, 9500));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting_in_one_line() {
+        let bad = |args: ServeArgs| Config::resolve(args).unwrap_err();
+        let e = bad(ServeArgs { listen: Some("nowhere".into()), ..Default::default() });
+        assert!(e.contains("listen") && !e.contains('\n'), "{e}");
+        let e = bad(ServeArgs { num_partitions: Some(0), ..Default::default() });
+        assert!(e.contains("num-partitions"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "num-partitons = 4\n").unwrap();
+        let e = bad(ServeArgs { config: Some(path), ..Default::default() });
+        assert!(e.contains("num-partitons") && !e.contains('\n'), "{e}");
+    }
+}

@@ -1,0 +1,155 @@
+//! CreateTopics: Kafka's validation (names, duplicates, partition count,
+//! replication factor, manual assignments, configs), `validate_only`, and
+//! the created topic's id and effective configs in the answer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use sluice_raft::MetadataError;
+
+use super::code;
+use crate::broker::{Broker, BrokerError};
+use crate::topic_config;
+
+/// DescribeConfigs sources, as CreateTopics v5+ reports them.
+const SOURCE_TOPIC_OVERRIDE: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+
+pub fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for t in &req.topics {
+        *seen.entry(t.name.to_string()).or_default() += 1;
+    }
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let result = CreatableTopicResult::default().with_name(t.name.clone());
+            if seen[t.name.as_str()] > 1 {
+                let msg = format!("Create topics request contains multiple entries for topic {}", t.name.as_str());
+                return fail(result, ResponseError::InvalidRequest, msg);
+            }
+            match create_one(broker, t, req.validate_only) {
+                Ok(done) => describe(result, done, version),
+                Err((e, msg)) => fail(result, e, msg),
+            }
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(topics)
+}
+
+struct Created {
+    id: uuid::Uuid,
+    partitions: i32,
+    configs: BTreeMap<String, String>,
+}
+
+fn create_one(broker: &Broker, t: &CreatableTopic, validate_only: bool) -> Result<Created, (ResponseError, String)> {
+    let name = t.name.as_str();
+    sluice_raft::validate_topic_name(name).map_err(|e| (ResponseError::InvalidTopicException, e.to_string()))?;
+    if broker.topic(name).is_some() {
+        return Err((ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
+    }
+    let partitions = if t.assignments.is_empty() {
+        match t.num_partitions {
+            -1 => broker.config.num_partitions,
+            n if n >= 1 => n,
+            n => {
+                return Err((
+                    ResponseError::InvalidPartitions,
+                    format!("Number of partitions must be larger than 0, got {n}."),
+                ))
+            }
+        }
+    } else {
+        check_assignments(broker, t)?
+    };
+    match t.replication_factor {
+        -1 | 1 => {}
+        rf if rf < 1 => {
+            let msg = format!("Replication factor must be larger than 0, got {rf}.");
+            return Err((ResponseError::InvalidReplicationFactor, msg));
+        }
+        rf => {
+            let msg = format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered.");
+            return Err((ResponseError::InvalidReplicationFactor, msg));
+        }
+    }
+    let mut configs = BTreeMap::new();
+    for c in &t.configs {
+        let Some(value) = &c.value else {
+            let msg = format!("Null value not supported for topic configs: {}", c.name.as_str());
+            return Err((ResponseError::InvalidRequest, msg));
+        };
+        topic_config::validate(&c.name, value).map_err(|msg| (ResponseError::InvalidConfig, msg))?;
+        configs.insert(c.name.to_string(), value.to_string());
+    }
+    if validate_only {
+        return Ok(Created { id: uuid::Uuid::nil(), partitions, configs });
+    }
+    match broker.create_topic(name, partitions, configs.clone()) {
+        Ok(topic) => Ok(Created { id: topic.meta.id, partitions, configs }),
+        Err(BrokerError::Metadata(MetadataError::TopicExists(_))) => {
+            Err((ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")))
+        }
+        Err(e) => {
+            tracing::error!(topic = name, error = %e, "creating topic failed");
+            Err((ResponseError::UnknownServerError, e.to_string()))
+        }
+    }
+}
+
+/// Manual assignments: only with num_partitions and replication_factor
+/// left at -1, partitions numbered 0..n, each on this (the only) broker.
+fn check_assignments(broker: &Broker, t: &CreatableTopic) -> Result<i32, (ResponseError, String)> {
+    if t.num_partitions != -1 || t.replication_factor != -1 {
+        let msg = "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.";
+        return Err((ResponseError::InvalidRequest, msg.to_string()));
+    }
+    let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
+    indexes.sort_unstable();
+    if indexes.iter().enumerate().any(|(i, &p)| p != i as i32) {
+        let msg = "Partitions should be a consecutive 0-based integer sequence".to_string();
+        return Err((ResponseError::InvalidReplicaAssignment, msg));
+    }
+    for a in &t.assignments {
+        if a.broker_ids.is_empty()
+            || a.broker_ids.iter().any(|b| b.0 != broker.config.node_id)
+            || a.broker_ids.len() > 1
+        {
+            let msg = format!(
+                "Replica assignment for partition {} names brokers that are not registered or repeats one",
+                a.partition_index
+            );
+            return Err((ResponseError::InvalidReplicaAssignment, msg));
+        }
+    }
+    Ok(t.assignments.len() as i32)
+}
+
+fn fail(result: CreatableTopicResult, e: ResponseError, msg: String) -> CreatableTopicResult {
+    result
+        .with_error_code(code::of(e))
+        .with_error_message(Some(StrBytes::from_string(msg)))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+}
+
+fn describe(result: CreatableTopicResult, done: Created, version: i16) -> CreatableTopicResult {
+    let configs = (version >= 5).then(|| {
+        topic_config::effective(&done.configs)
+            .map(|(name, value, overridden)| {
+                CreatableTopicConfigs::default()
+                    .with_name(StrBytes::from_static_str(name))
+                    .with_value(Some(StrBytes::from_string(value)))
+                    .with_config_source(if overridden { SOURCE_TOPIC_OVERRIDE } else { SOURCE_DEFAULT })
+            })
+            .collect()
+    });
+    result.with_topic_id(done.id).with_num_partitions(done.partitions).with_replication_factor(1).with_configs(configs)
+}

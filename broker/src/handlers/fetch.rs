@@ -1,0 +1,148 @@
+//! Fetch: read each requested partition from its offset, honouring the
+//! request's `max_bytes`, each partition's `partition_max_bytes` and
+//! `min_bytes`; long-poll until enough data arrives, `max_wait_ms` passes or
+//! the broker shuts down, woken by appends rather than by polling.
+//! Fetch sessions (KIP-227) are not kept: every response says session 0,
+//! which clients treat as "send full requests", exactly as Kafka does when
+//! its session cache is full.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+use sluice_storage::StorageError;
+use tokio::time::Instant;
+
+use super::{check_leader_epoch, code};
+use crate::broker::{Broker, Partition, Topic};
+use crate::server::Shutdown;
+
+/// Kafka's READ_COMMITTED isolation level.
+const READ_COMMITTED: i8 = 1;
+
+pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, shutdown: &Shutdown) -> FetchResponse {
+    if req.session_id != 0 || req.session_epoch > 0 {
+        return FetchResponse::default().with_error_code(code::of(ResponseError::FetchSessionIdNotFound));
+    }
+    let topics: Vec<(Option<Arc<Topic>>, &FetchTopic)> = req
+        .topics
+        .iter()
+        .map(|t| (if version >= 13 { broker.topic_by_id(t.topic_id) } else { broker.topic(&t.topic) }, t))
+        .collect();
+    let watched: Vec<Arc<Partition>> = topics
+        .iter()
+        .filter_map(|(topic, t)| topic.as_ref().map(|topic| (topic, t)))
+        .flat_map(|(topic, t)| t.partitions.iter().filter_map(|p| topic.partition(p.partition).cloned()))
+        .collect();
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    loop {
+        // Register interest before reading so an append between the read
+        // and the wait still wakes us.
+        let mut wakers: Vec<_> = watched.iter().map(|p| Box::pin(p.appended.notified())).collect();
+        for w in &mut wakers {
+            w.as_mut().enable();
+        }
+        let (responses, bytes, any_error) = read_once(&topics, &req, version);
+        if bytes >= i64::from(req.min_bytes) || any_error || Instant::now() >= deadline || shutdown.is_set() {
+            return FetchResponse::default().with_responses(responses);
+        }
+        let any_append = std::future::poll_fn(|cx| {
+            if wakers.iter_mut().any(|w| w.as_mut().poll(cx).is_ready()) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        tokio::select! {
+            _ = any_append => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.wait() => {}
+        }
+    }
+}
+
+fn read_once(
+    topics: &[(Option<Arc<Topic>>, &FetchTopic)],
+    req: &FetchRequest,
+    version: i16,
+) -> (Vec<FetchableTopicResponse>, i64, bool) {
+    let mut remaining = if req.max_bytes > 0 { i64::from(req.max_bytes) } else { i64::from(i32::MAX) };
+    let mut total = 0i64;
+    let mut any_error = false;
+    let mut first_data = true;
+    let read_committed = req.isolation_level == READ_COMMITTED;
+    let responses = topics
+        .iter()
+        .map(|(topic, t)| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|fp| {
+                    let base = PartitionData::default()
+                        .with_partition_index(fp.partition)
+                        .with_high_watermark(-1)
+                        .with_last_stable_offset(-1)
+                        .with_log_start_offset(-1)
+                        .with_aborted_transactions(read_committed.then(Vec::new))
+                        .with_records(Some(Bytes::new()));
+                    let missing = if version >= 13 {
+                        ResponseError::UnknownTopicId
+                    } else {
+                        ResponseError::UnknownTopicOrPartition
+                    };
+                    let Some(topic) = topic else {
+                        any_error = true;
+                        return base.with_error_code(code::of(missing));
+                    };
+                    let Some(partition) = topic.partition(fp.partition) else {
+                        any_error = true;
+                        return base.with_error_code(code::of(ResponseError::UnknownTopicOrPartition));
+                    };
+                    let epoch_error = check_leader_epoch(fp.current_leader_epoch);
+                    if epoch_error != code::NONE {
+                        any_error = true;
+                        return base.with_error_code(epoch_error);
+                    }
+                    let limit = i64::from(fp.partition_max_bytes.max(0)).min(remaining).max(0) as usize;
+                    let log = partition.log();
+                    let (high_watermark, log_start) = (log.next_offset(), log.log_start_offset());
+                    let base = base
+                        .with_high_watermark(high_watermark)
+                        .with_last_stable_offset(high_watermark)
+                        .with_log_start_offset(log_start);
+                    if limit == 0 && !first_data {
+                        return base;
+                    }
+                    match log.read(fp.fetch_offset, limit, high_watermark, first_data) {
+                        Ok(read) => {
+                            let n = read.bytes.len() as i64;
+                            if n > 0 {
+                                first_data = false;
+                                remaining -= n;
+                                total += n;
+                            }
+                            base.with_records(Some(Bytes::from(read.bytes)))
+                        }
+                        Err(StorageError::OffsetOutOfRange { .. }) => {
+                            any_error = true;
+                            base.with_error_code(code::of(ResponseError::OffsetOutOfRange))
+                        }
+                        Err(e) => {
+                            tracing::error!(topic = %topic.meta.name, partition = fp.partition, error = %e, "read failed");
+                            any_error = true;
+                            base.with_error_code(code::of(ResponseError::KafkaStorageError))
+                        }
+                    }
+                })
+                .collect();
+            FetchableTopicResponse::default().with_topic(t.topic.clone()).with_topic_id(t.topic_id).with_partitions(partitions)
+        })
+        .collect();
+    (responses, total, any_error)
+}

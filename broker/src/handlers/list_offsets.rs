@@ -1,0 +1,95 @@
+//! ListOffsets: earliest, latest, by timestamp (via the time index, then the
+//! exact record inside the batch found), and max timestamp.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::records::RecordBatchDecoder;
+use kafka_protocol::ResponseError;
+use sluice_storage::{PartitionLog, StorageError};
+
+use super::{check_leader_epoch, code, LEADER_EPOCH};
+use crate::broker::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = broker.topic(&t.name);
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let resp = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
+                        return resp.with_error_code(code::of(ResponseError::UnknownTopicOrPartition));
+                    };
+                    let epoch_error = check_leader_epoch(p.current_leader_epoch);
+                    if epoch_error != code::NONE {
+                        return resp.with_error_code(epoch_error);
+                    }
+                    match lookup(&partition.log(), p.timestamp) {
+                        Ok(Some((timestamp, offset))) => {
+                            // leader_epoch exists from v4 and may not be set before.
+                            let epoch = if version >= 4 { LEADER_EPOCH } else { -1 };
+                            resp.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(epoch)
+                        }
+                        Ok(None) => resp,
+                        Err(e) => {
+                            tracing::error!(topic = %t.name.0, partition = p.partition_index, error = %e, "offset lookup failed");
+                            resp.with_error_code(code::of(ResponseError::KafkaStorageError))
+                        }
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// (timestamp, offset) for a ListOffsets target; `None` when no record qualifies.
+fn lookup(log: &PartitionLog, target: i64) -> Result<Option<(i64, i64)>, StorageError> {
+    Ok(match target {
+        // Until transactions exist the last stable offset is the high
+        // watermark, so read_committed gets the same answer.
+        LATEST => Some((-1, log.next_offset())),
+        EARLIEST | EARLIEST_LOCAL => Some((-1, log.log_start_offset())),
+        LATEST_TIERED => None, // no tiered storage: Kafka answers offset -1
+        MAX_TIMESTAMP => log.find_max_timestamp()?.and_then(|batch| {
+            let max = batch_max_timestamp(&batch)?;
+            first_record(batch, |ts| ts == max)
+        }),
+        t => log.find_by_timestamp(t)?.and_then(|batch| first_record(batch, |ts| ts >= t)),
+    })
+}
+
+fn batch_max_timestamp(batch: &[u8]) -> Option<i64> {
+    sluice_protocol::batch::BatchHeader::read(batch).map(|h| h.max_timestamp)
+}
+
+/// The first record of `batch` whose timestamp satisfies `pred`, as
+/// (timestamp, offset). Compressed batches are decompressed to find it.
+fn first_record(batch: Vec<u8>, pred: impl Fn(i64) -> bool) -> Option<(i64, i64)> {
+    let header = sluice_protocol::batch::BatchHeader::read(&batch)?;
+    let fallback = (header.max_timestamp, header.base_offset);
+    let mut buf = Bytes::from(batch);
+    let Ok(set) = RecordBatchDecoder::decode(&mut buf) else {
+        // Unreadable records: the batch's own max timestamp still holds.
+        return Some(fallback);
+    };
+    set.records.iter().find(|r| pred(r.timestamp)).map(|r| (r.timestamp, r.offset)).or(Some(fallback))
+}

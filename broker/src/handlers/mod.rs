@@ -1,0 +1,118 @@
+//! One module per API family. `SUPPORTED` is the single table of what we
+//! serve: ApiVersions advertises exactly it, and dispatch refuses anything
+//! outside it, so advertising and handling cannot drift apart.
+
+mod api_versions;
+mod create_topics;
+mod delete_topics;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Encodable, HeaderVersion};
+use sluice_protocol::message::{encode_response, EncodeError, Request, RequestError};
+
+use crate::broker::Broker;
+use crate::server::Shutdown;
+
+/// An API we serve and the versions of it we handle completely.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSpec {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+pub const SUPPORTED: &[ApiSpec] = &[
+    ApiSpec { key: ApiKey::Produce, min: 3, max: 13 },
+    ApiSpec { key: ApiKey::Fetch, min: 4, max: 18 },
+    ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 10 },
+    ApiSpec { key: ApiKey::Metadata, min: 0, max: 13 },
+    ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 },
+    ApiSpec { key: ApiKey::DeleteTopics, min: 1, max: 6 },
+];
+
+/// Failures that end the connection (Kafka closes it for these too).
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    #[error("{0:?} is not supported by this broker")]
+    UnsupportedApi(ApiKey),
+    #[error("{api:?} v{version} is not supported (we serve v{min}-v{max})")]
+    UnsupportedVersion { api: ApiKey, version: i16, min: i16, max: i16 },
+    #[error(transparent)]
+    Decode(#[from] RequestError),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+/// Runs one request. `Ok(None)` means no response is sent (acks=0 produce).
+pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown) -> Result<Option<Bytes>, HandleError> {
+    let Some(spec) = SUPPORTED.iter().find(|s| s.key == req.api_key) else {
+        return Err(HandleError::UnsupportedApi(req.api_key));
+    };
+    let version = req.version();
+    if req.api_key == ApiKey::ApiVersions {
+        // KIP-511: any version is answered, unsupported ones with a v0 error.
+        return api_versions::handle(&req).map(Some);
+    }
+    if version < spec.min || version > spec.max {
+        return Err(HandleError::UnsupportedVersion { api: spec.key, version, min: spec.min, max: spec.max });
+    }
+    match req.api_key {
+        ApiKey::Metadata => reply(&req, "Metadata", &metadata::handle(broker, req.decode("Metadata")?, version)),
+        ApiKey::Produce => match produce::handle(broker, req.decode("Produce")?, version) {
+            Some(resp) => reply(&req, "Produce", &resp),
+            None => Ok(None),
+        },
+        ApiKey::Fetch => {
+            let resp = fetch::handle(broker, req.decode("Fetch")?, version, shutdown).await;
+            reply(&req, "Fetch", &resp)
+        }
+        ApiKey::ListOffsets => {
+            reply(&req, "ListOffsets", &list_offsets::handle(broker, req.decode("ListOffsets")?, version))
+        }
+        ApiKey::CreateTopics => {
+            reply(&req, "CreateTopics", &create_topics::handle(broker, req.decode("CreateTopics")?, version))
+        }
+        ApiKey::DeleteTopics => {
+            reply(&req, "DeleteTopics", &delete_topics::handle(broker, req.decode("DeleteTopics")?, version))
+        }
+        other => Err(HandleError::UnsupportedApi(other)),
+    }
+}
+
+fn reply<T: Encodable + HeaderVersion>(
+    req: &Request,
+    what: &'static str,
+    resp: &T,
+) -> Result<Option<Bytes>, HandleError> {
+    Ok(Some(encode_response(what, req.header.correlation_id, req.version(), resp)?))
+}
+
+/// Kafka error codes, by name, for handlers.
+pub(crate) mod code {
+    use kafka_protocol::ResponseError as E;
+    pub const NONE: i16 = 0;
+    pub fn of(e: E) -> i16 {
+        e.code()
+    }
+}
+
+/// Leader-epoch fencing shared by Fetch and ListOffsets. A one-node broker
+/// is leader of every partition at epoch 0; `-1` means "not checked".
+pub(crate) fn check_leader_epoch(requested: i32) -> i16 {
+    use kafka_protocol::ResponseError as E;
+    match requested {
+        e if e < 0 || e == LEADER_EPOCH => code::NONE,
+        e if e < LEADER_EPOCH => code::of(E::FencedLeaderEpoch),
+        _ => code::of(E::UnknownLeaderEpoch),
+    }
+}
+
+pub(crate) const LEADER_EPOCH: i32 = 0;

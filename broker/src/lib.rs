@@ -1,0 +1,8 @@
+//! The sluice broker: configuration, shared state, the network front end
+//! and one handler module per Kafka API family.
+
+pub mod broker;
+pub mod config;
+pub mod handlers;
+pub mod server;
+pub mod topic_config;

@@ -1,0 +1,14 @@
+//! The partition log engine. A partition is a directory of segments, each a
+//! `<baseOffset:020>.log` of RecordBatch v2 bytes stored exactly as produced
+//! plus sparse `.index` and `.timeindex` files. This crate knows bytes and
+//! offsets, not Kafka requests: callers hand it validated batches.
+
+mod batch;
+mod error;
+mod index;
+mod log;
+mod segment;
+
+pub use batch::{StoredBatch, BATCH_HEADER_LEN};
+pub use error::StorageError;
+pub use log::{AppendInfo, LogConfig, PartitionLog, ReadResult};

@@ -1,0 +1,325 @@
+//! One segment: a `.log` file of whole batches starting at `base_offset`,
+//! with its sparse offset and time indexes.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::batch::{StoredBatch, BATCH_HEADER_LEN};
+use crate::error::StorageError;
+use crate::index::{Index, OffsetEntry, TimeEntry};
+
+pub fn file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+/// Decides which batches get index entries: the first of a segment, then
+/// one every `interval` bytes, as Kafka's `index.interval.bytes` does.
+#[derive(Debug, Clone, Copy)]
+struct Indexer {
+    base_offset: i64,
+    interval: usize,
+    bytes_since_entry: usize,
+    /// Largest batch max-timestamp so far, and that batch's last offset.
+    max_timestamp: Option<(i64, i64)>,
+    last_time_entry: Option<i64>,
+    has_entries: bool,
+}
+
+impl Indexer {
+    fn new(base_offset: i64, interval: usize) -> Self {
+        Self {
+            base_offset,
+            interval,
+            bytes_since_entry: 0,
+            max_timestamp: None,
+            last_time_entry: None,
+            has_entries: false,
+        }
+    }
+
+    fn observe(&mut self, position: u64, batch: &StoredBatch) -> (Option<OffsetEntry>, Option<TimeEntry>) {
+        if self.max_timestamp.is_none_or(|(ts, _)| batch.max_timestamp > ts) {
+            self.max_timestamp = Some((batch.max_timestamp, batch.last_offset()));
+        }
+        self.bytes_since_entry += batch.size as usize;
+        if self.has_entries && self.bytes_since_entry < self.interval {
+            return (None, None);
+        }
+        self.has_entries = true;
+        self.bytes_since_entry = 0;
+        let relative_offset = (batch.last_offset() - self.base_offset) as u32;
+        let offset_entry = OffsetEntry { relative_offset, position: position as u32 };
+        let time_entry = match self.max_timestamp {
+            Some((timestamp, offset)) if self.last_time_entry.is_none_or(|t| timestamp > t) => {
+                self.last_time_entry = Some(timestamp);
+                Some(TimeEntry { timestamp, relative_offset: (offset - self.base_offset) as u32 })
+            }
+            _ => None,
+        };
+        (Some(offset_entry), time_entry)
+    }
+}
+
+pub struct Segment {
+    pub base_offset: i64,
+    path: PathBuf,
+    log: File,
+    size: u64,
+    /// One past the last offset stored here (`base_offset` when empty).
+    next_offset: i64,
+    offsets: Index<OffsetEntry>,
+    times: Index<TimeEntry>,
+    indexer: Indexer,
+}
+
+/// Result of scanning a log file from the start.
+struct Scan {
+    valid_end: u64,
+    next_offset: i64,
+    offsets: Vec<OffsetEntry>,
+    times: Vec<TimeEntry>,
+    indexer: Indexer,
+}
+
+impl Segment {
+    pub fn create(dir: &Path, base_offset: i64, index_interval: usize) -> Result<Self, StorageError> {
+        let path = dir.join(file_name(base_offset, "log"));
+        let log = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(StorageError::io("create segment", &path))?;
+        let offsets = Index::create(&dir.join(file_name(base_offset, "index")), Vec::new())?;
+        let times = Index::create(&dir.join(file_name(base_offset, "timeindex")), Vec::new())?;
+        Ok(Self {
+            base_offset,
+            path,
+            log,
+            size: 0,
+            next_offset: base_offset,
+            offsets,
+            times,
+            indexer: Indexer::new(base_offset, index_interval),
+        })
+    }
+
+    /// Opens an existing segment. The active (last) segment is always fully
+    /// validated: its tail may hold a torn or corrupt write from a crash, which
+    /// is truncated away, and its indexes are rebuilt to match. A closed
+    /// segment trusts its indexes unless they are missing or torn.
+    pub fn open(dir: &Path, base_offset: i64, index_interval: usize, active: bool) -> Result<Self, StorageError> {
+        let path = dir.join(file_name(base_offset, "log"));
+        let log =
+            OpenOptions::new().read(true).write(true).open(&path).map_err(StorageError::io("open segment", &path))?;
+        let file_len = log.metadata().map_err(StorageError::io("stat segment", &path))?.len();
+        let index_path = dir.join(file_name(base_offset, "index"));
+        let time_path = dir.join(file_name(base_offset, "timeindex"));
+
+        if !active {
+            if let (Some(offsets), Some(times)) = (Index::load(&index_path)?, Index::load(&time_path)?) {
+                let last_time =
+                    times.last().map(|t: &TimeEntry| (t.timestamp, base_offset + i64::from(t.relative_offset)));
+                let indexer = Indexer {
+                    max_timestamp: last_time,
+                    last_time_entry: last_time.map(|(ts, _)| ts),
+                    has_entries: !offsets.entries().is_empty(),
+                    ..Indexer::new(base_offset, index_interval)
+                };
+                let mut seg =
+                    Self { base_offset, path, log, size: file_len, next_offset: base_offset, offsets, times, indexer };
+                seg.next_offset = seg.last_batch_from_index()?.map_or(base_offset, |b| b.next_offset());
+                return Ok(seg);
+            }
+        }
+
+        let scan = scan_log(&log, &path, base_offset, file_len, active, index_interval)?;
+        if scan.valid_end < file_len {
+            tracing::warn!(
+                segment = %path.display(),
+                valid_bytes = scan.valid_end,
+                dropped_bytes = file_len - scan.valid_end,
+                "truncating torn or corrupt tail of segment"
+            );
+            log.set_len(scan.valid_end).map_err(StorageError::io("truncate segment", &path))?;
+            log.sync_all().map_err(StorageError::io("fsync segment", &path))?;
+        }
+        Ok(Self {
+            base_offset,
+            path,
+            log,
+            size: scan.valid_end,
+            next_offset: scan.next_offset,
+            offsets: Index::create(&index_path, scan.offsets)?,
+            times: Index::create(&time_path, scan.times)?,
+            indexer: scan.indexer,
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.indexer.max_timestamp
+    }
+
+    /// Appends one batch (its base offset already set). On a failed write the
+    /// file is cut back so no partial batch can ever be read.
+    pub fn append(&mut self, bytes: &[u8], batch: &StoredBatch) -> Result<(), StorageError> {
+        let position = self.size;
+        if let Err(e) = self.log.write_all_at(bytes, position) {
+            let _ = self.log.set_len(position);
+            return Err(StorageError::io("append to segment", &self.path)(e));
+        }
+        self.size += bytes.len() as u64;
+        self.next_offset = batch.next_offset();
+        let (offset_entry, time_entry) = self.indexer.observe(position, batch);
+        if let Some(e) = offset_entry {
+            self.offsets.append(e)?;
+        }
+        if let Some(e) = time_entry {
+            self.times.append(e)?;
+        }
+        Ok(())
+    }
+
+    /// Reads up to `len` bytes at `position`, clipped to the segment end.
+    pub fn read(&self, position: u64, len: u64) -> Result<Vec<u8>, StorageError> {
+        let len = len.min(self.size.saturating_sub(position)) as usize;
+        let mut buf = vec![0u8; len];
+        self.log.read_exact_at(&mut buf, position).map_err(StorageError::io("read segment", &self.path))?;
+        Ok(buf)
+    }
+
+    /// The first batch whose last offset is at least `offset`, with its position.
+    pub fn find_offset(&self, offset: i64) -> Result<Option<(u64, StoredBatch)>, StorageError> {
+        let rel = offset - self.base_offset;
+        let start = self.offsets.floor(|e| i64::from(e.relative_offset) < rel).map_or(0, |e| u64::from(e.position));
+        self.scan_from(start, |b| b.last_offset() >= offset)
+    }
+
+    /// The first batch holding a timestamp at or after `timestamp`.
+    pub fn find_timestamp(&self, timestamp: i64) -> Result<Option<(u64, StoredBatch)>, StorageError> {
+        let start = match self.times.floor(|e| e.timestamp < timestamp) {
+            Some(t) => {
+                let rel = i64::from(t.relative_offset);
+                self.offsets.floor(|e| i64::from(e.relative_offset) < rel).map_or(0, |e| u64::from(e.position))
+            }
+            None => 0,
+        };
+        self.scan_from(start, |b| b.max_timestamp >= timestamp)
+    }
+
+    /// The batch holding the segment's largest timestamp.
+    pub fn find_max_timestamp(&self) -> Result<Option<(u64, StoredBatch)>, StorageError> {
+        match self.indexer.max_timestamp {
+            Some((_, offset)) => self.find_offset(offset),
+            None => Ok(None),
+        }
+    }
+
+    fn scan_from(
+        &self,
+        mut position: u64,
+        found: impl Fn(&StoredBatch) -> bool,
+    ) -> Result<Option<(u64, StoredBatch)>, StorageError> {
+        let mut header = [0u8; BATCH_HEADER_LEN];
+        while position + BATCH_HEADER_LEN as u64 <= self.size {
+            self.log.read_exact_at(&mut header, position).map_err(StorageError::io("read segment", &self.path))?;
+            let Some(batch) = StoredBatch::parse(&header) else {
+                return Err(StorageError::InvalidBatch("unreadable batch header inside a recovered segment"));
+            };
+            if found(&batch) {
+                return Ok(Some((position, batch)));
+            }
+            position += u64::from(batch.size);
+        }
+        Ok(None)
+    }
+
+    fn last_batch_from_index(&self) -> Result<Option<StoredBatch>, StorageError> {
+        let mut position = self.offsets.last().map_or(0, |e| u64::from(e.position));
+        let mut last = None;
+        let mut header = [0u8; BATCH_HEADER_LEN];
+        while position + BATCH_HEADER_LEN as u64 <= self.size {
+            self.log.read_exact_at(&mut header, position).map_err(StorageError::io("read segment", &self.path))?;
+            let Some(batch) = StoredBatch::parse(&header) else { break };
+            position += u64::from(batch.size);
+            last = Some(batch);
+        }
+        Ok(last)
+    }
+
+    /// Called when the segment stops being active: records its final max
+    /// timestamp in the time index (as Kafka does on roll) so a later open
+    /// can trust the indexes without scanning.
+    pub fn seal(&mut self) -> Result<(), StorageError> {
+        if let Some((timestamp, offset)) = self.indexer.max_timestamp {
+            if self.indexer.last_time_entry.is_none_or(|t| timestamp > t) {
+                self.indexer.last_time_entry = Some(timestamp);
+                let relative_offset = (offset - self.base_offset) as u32;
+                self.times.append(TimeEntry { timestamp, relative_offset })?;
+            }
+        }
+        self.sync()
+    }
+
+    pub fn sync(&self) -> Result<(), StorageError> {
+        self.log.sync_data().map_err(StorageError::io("fsync segment", &self.path))?;
+        self.offsets.sync()?;
+        self.times.sync()
+    }
+}
+
+/// Walks the log from the start, stopping at the first batch that is cut
+/// short, malformed, out of offset order or (when `verify_crc`) corrupt.
+fn scan_log(
+    log: &File,
+    path: &Path,
+    base_offset: i64,
+    file_len: u64,
+    verify_crc: bool,
+    index_interval: usize,
+) -> Result<Scan, StorageError> {
+    let mut reader = BufReader::with_capacity(1 << 20, log);
+    reader.seek(SeekFrom::Start(0)).map_err(StorageError::io("seek segment", path))?;
+    let mut scan = Scan {
+        valid_end: 0,
+        next_offset: base_offset,
+        offsets: Vec::new(),
+        times: Vec::new(),
+        indexer: Indexer::new(base_offset, index_interval),
+    };
+    let mut buf = Vec::new();
+    loop {
+        let position = scan.valid_end;
+        if position + BATCH_HEADER_LEN as u64 > file_len {
+            break;
+        }
+        buf.resize(BATCH_HEADER_LEN, 0);
+        reader.read_exact(&mut buf).map_err(StorageError::io("read segment", path))?;
+        let Some(batch) = StoredBatch::parse(&buf) else { break };
+        if batch.base_offset < scan.next_offset || position + u64::from(batch.size) > file_len {
+            break;
+        }
+        buf.resize(batch.size as usize, 0);
+        reader.read_exact(&mut buf[BATCH_HEADER_LEN..]).map_err(StorageError::io("read segment", path))?;
+        if verify_crc && !StoredBatch::crc_ok(&buf) {
+            break;
+        }
+        let (offset_entry, time_entry) = scan.indexer.observe(position, &batch);
+        scan.offsets.extend(offset_entry);
+        scan.times.extend(time_entry);
+        scan.valid_end = position + u64::from(batch.size);
+        scan.next_offset = batch.next_offset();
+    }
+    Ok(scan)
+}
