@@ -125,7 +125,13 @@ fn read_file(path: &Path) -> Result<FileSettings, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
         let msg = e.message().replace('\n', " ");
-        format!("invalid config file {}: {msg}", path.display())
+        // Name the offending line: the message alone may not say which key.
+        let at = e.span().map(|span| {
+            let line_no = text[..span.start].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or_default().trim();
+            format!(" at line {line_no} `{line}`")
+        });
+        format!("invalid config file {}{}: {msg}", path.display(), at.unwrap_or_default())
     })
 }
 

@@ -116,3 +116,26 @@ pub(crate) fn check_leader_epoch(requested: i32) -> i16 {
 }
 
 pub(crate) const LEADER_EPOCH: i32 = 0;
+
+#[cfg(test)]
+mod tests {
+    use super::SUPPORTED;
+
+    #[test]
+    fn ledger_lists_exactly_what_is_advertised() {
+        let ledger = include_str!("../../../compat-tests/LEDGER.md");
+        let mut rows: Vec<(i16, i16, i16)> = ledger
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let key = cells.get(2)?.parse().ok()?;
+                let (min, max) = cells.get(3)?.split_once('-')?;
+                Some((key, min.parse().ok()?, max.parse().ok()?))
+            })
+            .collect();
+        rows.sort();
+        let mut advertised: Vec<_> = SUPPORTED.iter().map(|s| (s.key as i16, s.min, s.max)).collect();
+        advertised.sort();
+        assert_eq!(rows, advertised, "compat-tests/LEDGER.md must list every advertised API and range");
+    }
+}
