@@ -2,8 +2,8 @@
 its own data directory, and offers kill -9 / restart for crash tests."""
 
 import os
+import re
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,17 +14,14 @@ ROOT = Path(__file__).resolve().parent.parent
 BINARY = Path(os.environ.get("SLUICE_BIN", ROOT / "target" / "debug" / "sluice"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Broker:
+    """One broker process. It listens on port 0; the port it bound is read
+    from its start-up log line, so concurrent brokers never race for one."""
+
     def __init__(self, data_dir: Path, log_path: Path, extra_args=()):
         self.data_dir = data_dir
         self.log_path = log_path
-        self.port = free_port()
+        self.port = None
         self.extra_args = list(extra_args)
         self.proc = None
 
@@ -33,9 +30,10 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def start(self):
+        skip = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [str(BINARY), "serve", "--listen", self.bootstrap, "--data-dir", str(self.data_dir), *self.extra_args],
+            [str(BINARY), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir), *self.extra_args],
             stdout=log,
             stderr=log,
         )
@@ -43,11 +41,11 @@ class Broker:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"broker exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            started = re.search(r"sluice broker started listen=127\.0\.0\.1:(\d+)", self.log()[skip:])
+            if started:
+                self.port = int(started.group(1))
                 return self
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         raise RuntimeError("broker did not start listening within 30s")
 
     def kill9(self):

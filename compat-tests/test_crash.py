@@ -50,9 +50,7 @@ def test_acked_records_survive_kill_9_at_their_offsets(broker, tmp_path):
     producer.flush(30)  # remaining sends fail against the dead broker
     assert len(acked) >= 20_000, "the producer was running when the broker died"
 
-    restarted = Broker(broker.data_dir, tmp_path / "restart.log")
-    restarted.port = broker.port
-    restarted.start()
+    restarted = Broker(broker.data_dir, tmp_path / "restart.log").start()
     try:
         last = max(acked)
         got = consume_range(restarted.bootstrap, "durable", 0, 0, last + 1)

@@ -1,5 +1,5 @@
-"""kafkajs producing (acks=-1, gzip, headers) and listing offsets; the records
-are read back with librdkafka to prove they arrived intact."""
+"""kafkajs producing (acks=-1, gzip, headers), listing offsets and fetching;
+the records are also read back with librdkafka to prove they arrived intact."""
 
 import json
 import subprocess
@@ -30,3 +30,18 @@ def test_kafkajs_produces_and_lists_offsets(broker):
         for n, m in enumerate(got):
             i = 2 * n + partition
             assert (m.key(), m.value(), m.headers()) == (f"k{i}".encode(), f"v{i}".encode(), [("idx", str(i).encode())])
+
+    fetched = subprocess.run(
+        ["node", str(HERE / "kafkajs" / "fetch.js"), broker.bootstrap, "js", "2", "500"],
+        capture_output=True,
+        timeout=120,
+        cwd=HERE,
+    )
+    assert fetched.returncode == 0, fetched.stderr.decode()
+    by_partition = json.loads(fetched.stdout.decode().strip().splitlines()[-1])
+    for partition in (0, 1):
+        records = by_partition[str(partition)]
+        assert [r["offset"] for r in records] == list(range(500))
+        for n, r in enumerate(records):
+            i = 2 * n + partition
+            assert (r["key"], r["value"], r["idx"]) == (f"k{i}", f"v{i}", str(i))

@@ -70,6 +70,9 @@ impl BatchHeader {
     pub fn is_transactional(&self) -> bool {
         self.attributes & TRANSACTIONAL_BIT != 0
     }
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & TIMESTAMP_TYPE_BIT != 0
+    }
     pub fn is_control(&self) -> bool {
         self.attributes & CONTROL_BIT != 0
     }

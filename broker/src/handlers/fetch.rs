@@ -25,6 +25,9 @@ use crate::server::Shutdown;
 
 /// Kafka's READ_COMMITTED isolation level.
 const READ_COMMITTED: i8 = 1;
+/// Kafka's broker-side `fetch.max.bytes` default: the most one response
+/// carries, whatever the client asks for.
+const FETCH_MAX_BYTES: i64 = 57_671_680;
 
 pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, shutdown: &Shutdown) -> FetchResponse {
     if req.session_id != 0 || req.session_epoch > 0 {
@@ -72,7 +75,7 @@ fn read_once(
     req: &FetchRequest,
     version: i16,
 ) -> (Vec<FetchableTopicResponse>, i64, bool) {
-    let mut remaining = if req.max_bytes > 0 { i64::from(req.max_bytes) } else { i64::from(i32::MAX) };
+    let mut remaining = if req.max_bytes > 0 { i64::from(req.max_bytes).min(FETCH_MAX_BYTES) } else { FETCH_MAX_BYTES };
     let mut total = 0i64;
     let mut any_error = false;
     let mut first_data = true;

@@ -86,6 +86,10 @@ fn batch_max_timestamp(batch: &[u8]) -> Option<i64> {
 fn first_record(batch: Vec<u8>, pred: impl Fn(i64) -> bool) -> Option<(i64, i64)> {
     let header = sluice_protocol::batch::BatchHeader::read(&batch)?;
     let fallback = (header.max_timestamp, header.base_offset);
+    if header.is_log_append_time() {
+        // Every record of a LogAppendTime batch carries the batch's time.
+        return Some(fallback);
+    }
     let mut buf = Bytes::from(batch);
     let Ok(set) = RecordBatchDecoder::decode(&mut buf) else {
         // Unreadable records: the batch's own max timestamp still holds.

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,21 +19,20 @@ pub struct Broker {
     child: Child,
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 impl Broker {
     pub fn start(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         Self::start_in(dir, extra)
     }
 
+    /// Starts the broker on port 0 and reads the port it bound from its
+    /// start-up log line, so parallel tests never race for a port.
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("broker.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        let log_path = dir.path().join("broker.log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
+        let skip = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
             .args(extra)
             .stdout(Stdio::null())
@@ -41,10 +40,19 @@ impl Broker {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "broker did not start");
+        let port = loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let started = text.get(skip..).unwrap_or_default().lines().find(|l| l.contains("sluice broker started"));
+            if let Some(port) = started
+                .and_then(|l| l.split("listen=127.0.0.1:").nth(1))
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|p| p.parse::<u16>().ok()))
+            {
+                break port;
+            }
+            assert!(child.try_wait().unwrap().is_none(), "broker exited during start-up: {text}");
+            assert!(Instant::now() < deadline, "broker did not start: {text}");
             std::thread::sleep(Duration::from_millis(20));
-        }
+        };
         Self { port, dir, child }
     }
 
@@ -176,8 +184,4 @@ pub fn batch(values: &[&[u8]]) -> Bytes {
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
     RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
     buf.freeze()
-}
-
-pub fn data_path(dir: &Path) -> PathBuf {
-    dir.join("data")
 }
