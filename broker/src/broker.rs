@@ -115,7 +115,17 @@ impl Broker {
     ) -> Result<Arc<Topic>, BrokerError> {
         let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
         let meta = store.create_topic(name, partitions, configs)?;
-        let topic = Arc::new(open_topic(&self.config.data_dir, meta)?);
+        let topic = match open_topic(&self.config.data_dir, meta) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                // Undo the metadata change so the topic does not half-exist.
+                if let Err(undo) = store.delete_topic(name) {
+                    tracing::error!(topic = name, error = %undo, "could not roll back a failed topic creation");
+                }
+                remove_partition_dirs(&self.config.data_dir, name, partitions);
+                return Err(e);
+            }
+        };
         self.topics.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), topic.clone());
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
@@ -131,12 +141,7 @@ impl Broker {
                 p.appended.notify_waiters();
             }
         }
-        for p in 0..meta.partitions {
-            let dir = partition_dir(&self.config.data_dir, name, p);
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "could not remove deleted partition; it is removed at next start");
-            }
-        }
+        remove_partition_dirs(&self.config.data_dir, name, meta.partitions);
         tracing::info!(topic = name, "deleted topic");
         Ok(meta)
     }
@@ -155,6 +160,18 @@ impl Broker {
 
 pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
+}
+
+fn remove_partition_dirs(data_dir: &Path, topic: &str, partitions: i32) {
+    for p in 0..partitions {
+        let dir = partition_dir(data_dir, topic, p);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition; it is removed at next start");
+            }
+            _ => {}
+        }
+    }
 }
 
 fn open_topic(data_dir: &Path, meta: TopicMetadata) -> Result<Topic, BrokerError> {

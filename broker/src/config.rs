@@ -101,8 +101,9 @@ impl Config {
             return Err(format!("invalid node-id {node_id}: must be 0 or greater"));
         }
         let num_partitions = args.num_partitions.or(file.num_partitions).unwrap_or(1);
-        if num_partitions < 1 {
-            return Err(format!("invalid num-partitions {num_partitions}: must be 1 or greater"));
+        let max = crate::handlers::MAX_PARTITIONS;
+        if !(1..=max).contains(&num_partitions) {
+            return Err(format!("invalid num-partitions {num_partitions}: must be between 1 and {max}"));
         }
         let log_level = args.log_level.or(file.log_level).unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&log_level)

@@ -294,3 +294,21 @@ fn sigterm_exits_zero_and_data_survives_restart() {
     let mut c = broker.connect();
     assert_eq!(latest_offset(&mut c, "keep"), 3);
 }
+
+#[test]
+fn create_topics_refuses_absurd_partition_counts() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    let broker = Broker::start(&[]);
+    let mut c = broker.connect();
+    let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(topic_name("huge"))
+        .with_num_partitions(i32::MAX)
+        .with_replication_factor(1)]);
+    let resp: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(resp.topics[0].error_code, ResponseError::InvalidPartitions.code());
+    assert!(std::fs::read_dir(broker.data_dir()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("huge")));
+}

@@ -16,6 +16,10 @@ use super::code;
 use crate::broker::{Broker, BrokerError};
 use crate::topic_config;
 
+/// Partitions one request may create: like KRaft's cap on records per user
+/// operation, it keeps one request from creating millions of directories.
+pub const MAX_PARTITIONS: i32 = 10_000;
+
 /// DescribeConfigs sources, as CreateTopics v5+ reports them.
 const SOURCE_TOPIC_OVERRIDE: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
@@ -58,7 +62,11 @@ fn create_one(broker: &Broker, t: &CreatableTopic, validate_only: bool) -> Resul
     let partitions = if t.assignments.is_empty() {
         match t.num_partitions {
             -1 => broker.config.num_partitions,
-            n if n >= 1 => n,
+            n if (1..=MAX_PARTITIONS).contains(&n) => n,
+            n if n > MAX_PARTITIONS => {
+                let msg = format!("Number of partitions {n} is over the limit of {MAX_PARTITIONS} per request.");
+                return Err((ResponseError::InvalidPartitions, msg));
+            }
             n => {
                 return Err((
                     ResponseError::InvalidPartitions,
@@ -110,6 +118,10 @@ fn check_assignments(broker: &Broker, t: &CreatableTopic) -> Result<i32, (Respon
     if t.num_partitions != -1 || t.replication_factor != -1 {
         let msg = "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.";
         return Err((ResponseError::InvalidRequest, msg.to_string()));
+    }
+    if t.assignments.len() > MAX_PARTITIONS as usize {
+        let msg = format!("Number of partitions is over the limit of {MAX_PARTITIONS} per request.");
+        return Err((ResponseError::InvalidPartitions, msg));
     }
     let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
     indexes.sort_unstable();

@@ -12,6 +12,8 @@ mod produce;
 
 use std::sync::Arc;
 
+pub use create_topics::MAX_PARTITIONS;
+
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
