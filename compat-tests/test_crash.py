@@ -1,18 +1,25 @@
 """Durability: every record acknowledged with acks=all survives kill -9 of
 the broker mid-stream and a restart on the same data directory, at the
-offset it was acknowledged with. Also: SIGTERM stops cleanly with exit 0."""
+offset it was acknowledged with — on one shard and on several shards with
+many partitions. Also: SIGTERM stops cleanly with exit 0."""
 
 import threading
 import time
 
+import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import Broker
 from helpers import consume_range, produce_all
 
 
-def test_acked_records_survive_kill_9_at_their_offsets(broker, tmp_path):
-    acked = {}  # offset -> value
+@pytest.mark.parametrize("shards,partitions", [(1, 1), (4, 16)])
+def test_acked_records_survive_kill_9_at_their_offsets(tmp_path, shards, partitions):
+    broker = Broker(tmp_path / "data", tmp_path / "broker.log", ["--shards", str(shards)]).start()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("durable", partitions, 1)])["durable"].result(timeout=30)
+    acked = {}  # (partition, offset) -> value
     stop = threading.Event()
     producer = Producer(
         {
@@ -26,13 +33,15 @@ def test_acked_records_survive_kill_9_at_their_offsets(broker, tmp_path):
 
     def on_delivery(err, msg):
         if err is None:
-            acked[msg.offset()] = msg.value()
+            acked[(msg.partition(), msg.offset())] = msg.value()
 
     def produce_forever():
         i = 0
         while not stop.is_set():
             try:
-                producer.produce("durable", value=f"record-{i}".encode(), on_delivery=on_delivery)
+                producer.produce(
+                    "durable", value=f"record-{i}".encode(), partition=i % partitions, on_delivery=on_delivery
+                )
                 i += 1
             except BufferError:
                 pass
@@ -50,17 +59,19 @@ def test_acked_records_survive_kill_9_at_their_offsets(broker, tmp_path):
     producer.flush(30)  # remaining sends fail against the dead broker
     assert len(acked) >= 20_000, "the producer was running when the broker died"
 
-    restarted = Broker(broker.data_dir, tmp_path / "restart.log").start()
+    restarted = Broker(broker.data_dir, tmp_path / "restart.log", ["--shards", str(shards)]).start()
     try:
-        last = max(acked)
-        got = consume_range(restarted.bootstrap, "durable", 0, 0, last + 1)
-        stored = {m.offset(): m.value() for m in got}
-        missing = [o for o in acked if stored.get(o) != acked[o]]
-        assert not missing, f"{len(missing)} acknowledged records lost or changed, e.g. offset {missing[0]}"
-        assert [m.offset() for m in got] == list(range(last + 1)), "offsets are dense and in order"
+        for partition in range(partitions):
+            mine = {o: v for (p, o), v in acked.items() if p == partition}
+            last = max(mine)
+            got = consume_range(restarted.bootstrap, "durable", partition, 0, last + 1)
+            stored = {m.offset(): m.value() for m in got}
+            lost = [o for o in mine if stored.get(o) != mine[o]]
+            assert not lost, f"partition {partition}: {len(lost)} acknowledged records lost or changed, e.g. {lost[0]}"
+            assert [m.offset() for m in got] == list(range(last + 1)), "offsets are dense and in order"
         # New writes continue after the recovered end.
-        (report,) = produce_all(restarted.bootstrap, "durable", [(None, b"after", None)])
-        assert report[1] >= last + 1
+        ((partition, offset),) = produce_all(restarted.bootstrap, "durable", [(None, b"after", None)])
+        assert offset > max(o for (p, o) in acked if p == partition)
     finally:
         restarted.stop()
 

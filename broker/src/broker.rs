@@ -1,47 +1,47 @@
-//! The broker's shared state: cluster metadata, and for every topic its
-//! resolved settings and partition logs. Start-up recovery happens here
-//! (`Broker::open`), as do topic creation and deletion, so that the
-//! metadata store and the logs on disk never disagree for long.
+//! The broker's shared state: cluster metadata and the topic registry
+//! (settings, and per partition the signal long-polling fetches wait on).
+//! Partition logs themselves live on their owner shards (`shard.rs`);
+//! topic creation and deletion here coordinate the metadata store with
+//! those shards so that metadata and logs on disk never disagree for long.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use sluice_raft::{MetadataError, MetadataStore, TopicMetadata};
-use sluice_storage::{PartitionLog, StorageError};
+use sluice_storage::{Partition, StorageError};
 use tokio::sync::Notify;
-use uuid::Uuid;
 
 use crate::config::Config;
+use crate::shard::{ShardContext, ShardError, ShardSet, TopicPartition};
 use crate::topic_config::TopicSettings;
 
 /// Names Kafka treats as internal topics.
 pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
 
-/// One partition: its log, and a notification fired after every append so
-/// long-polling fetches wake at once instead of sleeping.
-pub struct Partition {
-    log: Mutex<PartitionLog>,
-    pub appended: Notify,
-}
-
-impl Partition {
-    pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
-        // A panic while holding the lock cannot leave a half-written batch
-        // visible (segments cut failed writes back), so keep serving.
-        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
 pub struct Topic {
     pub meta: TopicMetadata,
     pub settings: TopicSettings,
-    pub partitions: Vec<Arc<Partition>>,
+    /// Fired after every append to partition i, on whichever shard, so
+    /// long-polling fetches anywhere wake at once instead of sleeping.
+    appended: Vec<Arc<Notify>>,
 }
 
 impl Topic {
-    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+    fn new(meta: TopicMetadata) -> Self {
+        let settings = TopicSettings::from_overrides(&meta.configs);
+        let appended = (0..meta.partitions).map(|_| Arc::new(Notify::new())).collect();
+        Self { meta, settings, appended }
+    }
+
+    /// The partition's address, if the topic has that partition.
+    pub fn tp(&self, index: i32) -> Option<TopicPartition> {
+        (0..self.meta.partitions).contains(&index).then_some((self.meta.id, index))
+    }
+
+    pub fn appended(&self, index: i32) -> Option<&Arc<Notify>> {
+        usize::try_from(index).ok().and_then(|i| self.appended.get(i))
     }
 
     pub fn is_internal(&self) -> bool {
@@ -55,34 +55,50 @@ pub enum BrokerError {
     Metadata(#[from] MetadataError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Shard(#[from] ShardError),
 }
 
 pub struct Broker {
     pub config: Config,
     /// Port clients are told to use (the bound port when configured as 0).
     pub advertised_port: u16,
+    pub shards: ShardSet,
     cluster_id: String,
     store: Mutex<MetadataStore>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
 }
 
 impl Broker {
-    /// Loads metadata and recovers every partition log under the data dir.
-    pub fn open(config: Config, advertised_port: u16) -> Result<Self, BrokerError> {
+    /// Loads metadata; each shard then opens its own partitions with
+    /// [`Broker::open_local_partitions`].
+    pub fn open(config: Config, advertised_port: u16, shards: ShardSet) -> Result<Self, BrokerError> {
         let store = MetadataStore::open(&config.data_dir.join("meta"))?;
-        let mut topics = HashMap::new();
-        for meta in store.state().topics.values() {
-            let topic = open_topic(&config.data_dir, meta.clone())?;
-            topics.insert(meta.name.clone(), Arc::new(topic));
-        }
+        let topics: HashMap<_, _> =
+            store.state().topics.values().map(|m| (m.name.clone(), Arc::new(Topic::new(m.clone())))).collect();
         remove_orphan_partition_dirs(&config.data_dir, &topics);
         Ok(Self {
             config,
             advertised_port,
+            shards,
             cluster_id: store.state().cluster_id.clone(),
             store: Mutex::new(store),
             topics: RwLock::new(topics),
         })
+    }
+
+    /// Opens (recovering) every partition `ctx`'s shard owns.
+    pub async fn open_local_partitions(&self, ctx: &Rc<ShardContext>) -> Result<(), BrokerError> {
+        for topic in self.topics() {
+            for p in 0..topic.meta.partitions {
+                let tp = (topic.meta.id, p);
+                if self.shards.owner(&tp) == ctx.id {
+                    let dir = partition_dir(&self.config.data_dir, &topic.meta.name, p);
+                    ctx.insert(tp, Partition::open(&dir, topic.settings.log_config()).await?);
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn cluster_id(&self) -> &str {
@@ -93,7 +109,7 @@ impl Broker {
         self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
 
-    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<Arc<Topic>> {
         let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
         topics.values().find(|t| t.meta.id == id).cloned()
     }
@@ -106,54 +122,96 @@ impl Broker {
     }
 
     /// Creates a topic whose name and configs the caller has validated.
-    /// The metadata change is durable before any partition exists.
-    pub fn create_topic(
+    /// The metadata change is durable before any partition exists; if a
+    /// partition cannot be created the whole topic is rolled back.
+    pub async fn create_topic(
         &self,
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, BrokerError> {
-        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let meta = store.create_topic(name, partitions, configs)?;
-        let topic = match open_topic(&self.config.data_dir, meta) {
-            Ok(t) => Arc::new(t),
-            Err(e) => {
-                // Undo the metadata change so the topic does not half-exist.
-                if let Err(undo) = store.delete_topic(name) {
-                    tracing::error!(topic = name, error = %undo, "could not roll back a failed topic creation");
-                }
-                remove_partition_dirs(&self.config.data_dir, name, partitions);
-                return Err(e);
+        let meta = self.store.lock().unwrap_or_else(|p| p.into_inner()).create_topic(name, partitions, configs)?;
+        let topic = Arc::new(Topic::new(meta));
+        let mut opening = Vec::new();
+        for p in 0..partitions {
+            let tp = (topic.meta.id, p);
+            let dir = partition_dir(&self.config.data_dir, name, p);
+            let config = topic.settings.log_config();
+            let owner = self.shards.owner(&tp);
+            let started = self
+                .shards
+                .spawn_on(owner, move |ctx| async move {
+                    ctx.insert(tp, Partition::open(&dir, config).await?);
+                    Ok::<_, BrokerError>(())
+                })
+                .await;
+            opening.push((owner, started));
+        }
+        let mut failure = None;
+        for (owner, started) in opening {
+            let outcome = match started {
+                Ok(rx) => rx.await.unwrap_or(Err(ShardError::Stopped(owner).into())),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = outcome {
+                failure.get_or_insert(e);
             }
-        };
+        }
+        if let Some(e) = failure {
+            if let Err(undo) = self.store.lock().unwrap_or_else(|p| p.into_inner()).delete_topic(name) {
+                tracing::error!(topic = name, error = %undo, "could not roll back a failed topic creation");
+            }
+            self.close_partitions(&topic).await;
+            return Err(e);
+        }
         self.topics.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), topic.clone());
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
     }
 
     /// Deletes a topic: first from metadata (durably), then its logs.
-    pub fn delete_topic(&self, name: &str) -> Result<TopicMetadata, BrokerError> {
-        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let meta = store.delete_topic(name)?;
+    pub async fn delete_topic(&self, name: &str) -> Result<TopicMetadata, BrokerError> {
+        let meta = self.store.lock().unwrap_or_else(|p| p.into_inner()).delete_topic(name)?;
         let removed = self.topics.write().unwrap_or_else(|p| p.into_inner()).remove(name);
         if let Some(topic) = removed {
-            for p in &topic.partitions {
-                p.appended.notify_waiters();
-            }
+            topic.appended.iter().for_each(|n| n.notify_waiters());
+            self.close_partitions(&topic).await;
         }
-        remove_partition_dirs(&self.config.data_dir, name, meta.partitions);
         tracing::info!(topic = name, "deleted topic");
         Ok(meta)
     }
 
-    /// fdatasyncs every partition's active segment.
-    pub fn flush_all(&self) {
-        for topic in self.topics() {
-            for (i, p) in topic.partitions.iter().enumerate() {
-                if let Err(e) = p.log().flush() {
-                    tracing::error!(topic = %topic.meta.name, partition = i, error = %e, "flush failed");
-                }
+    /// Closes a topic's partitions on their shards and removes their files.
+    async fn close_partitions(&self, topic: &Topic) {
+        for p in 0..topic.meta.partitions {
+            let tp = (topic.meta.id, p);
+            let closed = self
+                .shards
+                .run_on(self.shards.owner(&tp), move |ctx| async move {
+                    match ctx.remove(&tp) {
+                        Some(partition) => partition.delete().await,
+                        None => Ok(()),
+                    }
+                })
+                .await;
+            let failed = match closed {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(error) = failed {
+                tracing::warn!(topic = %topic.meta.name, partition = p, error, "could not remove partition files");
             }
+        }
+        remove_partition_dirs(&self.config.data_dir, &topic.meta.name, topic.meta.partitions);
+    }
+}
+
+/// fdatasyncs every partition this shard owns.
+pub async fn flush_local(ctx: &ShardContext) {
+    for ((topic, partition), p) in ctx.all() {
+        if let Err(e) = p.flush().await {
+            tracing::error!(%topic, partition, error = %e, "flush failed");
         }
     }
 }
@@ -172,17 +230,6 @@ fn remove_partition_dirs(data_dir: &Path, topic: &str, partitions: i32) {
             _ => {}
         }
     }
-}
-
-fn open_topic(data_dir: &Path, meta: TopicMetadata) -> Result<Topic, BrokerError> {
-    let settings = TopicSettings::from_overrides(&meta.configs);
-    let partitions = (0..meta.partitions)
-        .map(|p| {
-            let log = PartitionLog::open(&partition_dir(data_dir, &meta.name, p), settings.log_config())?;
-            Ok(Arc::new(Partition { log: Mutex::new(log), appended: Notify::new() }))
-        })
-        .collect::<Result<_, StorageError>>()?;
-    Ok(Topic { meta, settings, partitions })
 }
 
 /// Removes partition directories left behind by a deletion that crashed

@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Log filter, e.g. info or sluice=debug [default: info].
     #[arg(long, env = "SLUICE_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// Shard threads, each pinned to a core and owning a share of the
+    /// partitions and connections [default: the number of cores].
+    #[arg(long, env = "SLUICE_SHARDS", value_name = "N")]
+    pub shards: Option<usize>,
 }
 
 /// The same settings as read from a TOML file (kebab-case keys).
@@ -63,6 +67,7 @@ struct FileSettings {
     auto_create_topics: Option<bool>,
     num_partitions: Option<i32>,
     log_level: Option<String>,
+    shards: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,8 +81,12 @@ pub struct Config {
     pub auto_create_topics: bool,
     pub num_partitions: i32,
     pub log_level: String,
+    pub shards: usize,
     pub max_request_bytes: usize,
 }
+
+/// More shards than this is a typo, not a machine.
+const MAX_SHARDS: usize = 1024;
 
 impl Config {
     pub fn resolve(args: ServeArgs) -> Result<Self, String> {
@@ -105,6 +114,11 @@ impl Config {
         if !(1..=max).contains(&num_partitions) {
             return Err(format!("invalid num-partitions {num_partitions}: must be between 1 and {max}"));
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let shards = args.shards.or(file.shards).unwrap_or(cores);
+        if !(1..=MAX_SHARDS).contains(&shards) {
+            return Err(format!("invalid shards {shards}: must be between 1 and {MAX_SHARDS}"));
+        }
         let log_level = args.log_level.or(file.log_level).unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&log_level)
             .map_err(|e| format!("invalid log-level '{log_level}': {e}"))?;
@@ -117,6 +131,7 @@ impl Config {
             auto_create_topics: args.auto_create_topics.or(file.auto_create_topics).unwrap_or(true),
             num_partitions,
             log_level,
+            shards,
             max_request_bytes: sluice_protocol::frame::DEFAULT_MAX_REQUEST_BYTES,
         })
     }

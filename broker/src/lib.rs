@@ -3,6 +3,8 @@
 
 pub mod broker;
 pub mod config;
+pub mod connection;
 pub mod handlers;
 pub mod server;
+pub mod shard;
 pub mod topic_config;

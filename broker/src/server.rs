@@ -1,30 +1,29 @@
-//! The network front end: accept loop, one task per connection reading
-//! size-prefixed frames and answering them in order, periodic flushing, and
-//! graceful shutdown (stop accepting, finish in-flight requests, fsync).
+//! Start-up and shutdown: bind one `SO_REUSEPORT` listener per shard, load
+//! metadata, start the shard threads (each recovers its own partitions),
+//! then wait for SIGTERM/Ctrl-C and stop in order: stop accepting, finish
+//! in-flight requests on every shard, fsync, exit.
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::{Bytes, BytesMut};
-use sluice_protocol::frame::split_frame;
-use sluice_protocol::message::Request;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Barrier};
 use tokio::task::JoinSet;
 
-use crate::broker::Broker;
+use crate::broker::{flush_local, Broker};
 use crate::config::Config;
-use crate::handlers;
+use crate::shard::{pin_to_core, JobQueue, ShardContext, ShardSet};
 
-/// How often unflushed appends are fdatasynced in the background. Acked
+/// How often each shard fdatasyncs its partitions in the background. Acked
 /// data is already in the page cache, so a killed process loses nothing;
 /// this bounds what a power loss could take.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+const LISTEN_BACKLOG: i32 = 1024;
 
 /// A cloneable view of the broker-wide shutdown flag.
 #[derive(Clone)]
@@ -41,135 +40,188 @@ impl Shutdown {
     }
 }
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let listener =
-        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-    let bound = listener.local_addr().context("reading the bound address")?;
+/// Runs the broker until a signal stops it.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let shard_count = config.shards;
+    let listeners = bind_listeners(config.listen, shard_count)?;
+    let bound = listeners[0].local_addr().context("reading the bound address")?;
     let advertised_port = if config.advertised_port == 0 { bound.port() } else { config.advertised_port };
     let data_dir = config.data_dir.clone();
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config, advertised_port))
-        .await
-        .context("start-up task failed")?
+    let (shards, queues) = ShardSet::new(shard_count);
+    let broker = Broker::open(config, advertised_port, shards)
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     let broker = Arc::new(broker);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let drained = Arc::new(Barrier::new(shard_count));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let mut threads = Vec::with_capacity(shard_count);
+    for (id, (queue, listener)) in queues.into_iter().zip(listeners).enumerate() {
+        let shard = ShardThread {
+            id,
+            broker: broker.clone(),
+            queue,
+            listener,
+            shutdown: Shutdown(stop_rx.clone()),
+            drained: drained.clone(),
+            ready: ready_tx.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("sluice-shard-{id}"))
+            .spawn(move || shard.run())
+            .context("starting a shard thread")?;
+        threads.push(handle);
+    }
+    drop(ready_tx);
+
+    let mut startup_error = None;
+    for _ in 0..shard_count {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                startup_error.get_or_insert(e);
+            }
+            Err(_) => {
+                startup_error.get_or_insert("a shard thread died during start-up".into());
+                break;
+            }
+        }
+    }
+    if let Some(e) = startup_error {
+        let _ = stop_tx.send(true);
+        threads.into_iter().for_each(|t| drop(t.join()));
+        return Err(anyhow::anyhow!(e)).with_context(|| format!("cannot open data directory {}", data_dir.display()));
+    }
     tracing::info!(
         listen = %bound,
         advertised = %format!("{}:{}", broker.config.advertised_host, broker.advertised_port),
         data_dir = %broker.config.data_dir.display(),
+        shards = shard_count,
         cluster_id = broker.cluster_id(),
         "sluice broker started"
     );
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let shutdown = Shutdown(stop_rx);
-    let flusher = tokio::spawn(flush_periodically(broker.clone(), shutdown.clone()));
-    let mut connections = JoinSet::new();
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(broker.clone(), stream, peer, shutdown.clone()));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = terminate.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+    let signals = tokio::runtime::Builder::new_current_thread().enable_all().build().context("signal runtime")?;
+    signals.block_on(wait_for_signal())?;
+    tracing::info!("shutting down: finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    for t in threads {
+        if t.join().is_err() {
+            tracing::error!("a shard thread panicked during shutdown");
         }
     }
-
-    tracing::info!(connections = connections.len(), "shutting down: finishing in-flight requests");
-    drop(listener);
-    let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { while connections.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        tracing::warn!("some connections did not finish in time");
-    }
-    let _ = flusher.await;
-    let b = broker.clone();
-    tokio::task::spawn_blocking(move || b.flush_all()).await.context("final flush task failed")?;
     tracing::info!("sluice broker stopped");
     Ok(())
 }
 
-async fn flush_periodically(broker: Arc<Broker>, shutdown: Shutdown) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
-            _ = shutdown.wait() => return,
-        }
-        let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || b.flush_all()).await;
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
+    Ok(())
 }
 
-/// Reads frames and answers them one at a time, in order, as Kafka does per
-/// connection. Any framing or decoding failure closes only this connection.
-async fn serve_connection(broker: Arc<Broker>, mut stream: TcpStream, peer: SocketAddr, shutdown: Shutdown) {
-    let _ = stream.set_nodelay(true);
-    let max = broker.config.max_request_bytes;
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    loop {
-        match split_frame(&mut buf, max) {
-            Ok(Some(frame)) => {
-                match handle_frame(&broker, frame.freeze(), &shutdown).await {
-                    Ok(Some(response)) => {
-                        if let Err(e) = stream.write_all(&response).await {
-                            tracing::debug!(%peer, error = %e, "client went away mid-response");
-                            return;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(%peer, error = %e, "closing connection");
-                        return;
-                    }
-                }
-                continue;
-            }
-            Ok(None) => {}
+/// One listener per shard on the same address; the kernel spreads incoming
+/// connections across them. Port 0 is resolved by the first bind.
+fn bind_listeners(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let mut addr = addr;
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 0..count {
+        let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)
+            .context("creating a listening socket")?;
+        socket.set_reuse_address(true).context("setting SO_REUSEADDR")?;
+        socket.set_reuse_port(true).context("setting SO_REUSEPORT")?;
+        socket.set_nonblocking(true).context("making the listener non-blocking")?;
+        socket.bind(&addr.into()).with_context(|| format!("cannot listen on {addr}"))?;
+        socket.listen(LISTEN_BACKLOG).with_context(|| format!("cannot listen on {addr}"))?;
+        let listener: std::net::TcpListener = socket.into();
+        addr = listener.local_addr().context("reading the bound address")?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+struct ShardThread {
+    id: usize,
+    broker: Arc<Broker>,
+    queue: JobQueue,
+    listener: std::net::TcpListener,
+    shutdown: Shutdown,
+    /// Every shard waits here after draining its connections, so no shard
+    /// stops serving jobs while another still has requests that need it.
+    drained: Arc<Barrier>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+}
+
+impl ShardThread {
+    fn run(self) {
+        pin_to_core(self.id);
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection: bad frame");
+                let _ = self.ready.send(Err(format!("shard {}: cannot start its runtime: {e}", self.id)));
                 return;
             }
-        }
-        if shutdown.is_set() {
+        };
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, self.serve());
+    }
+
+    async fn serve(self) {
+        let ShardThread { id, broker, queue, listener, shutdown, drained, ready } = self;
+        let ctx = ShardContext::new(id);
+        ctx.install();
+        let jobs = tokio::task::spawn_local(queue.serve(ctx.clone()));
+        if let Err(e) = broker.open_local_partitions(&ctx).await {
+            let _ = ready.send(Err(e.to_string()));
             return;
         }
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(64 * 1024);
-        }
-        tokio::select! {
-            read = stream.read_buf(&mut buf) => match read {
-                Ok(0) => {
-                    if !buf.is_empty() {
-                        tracing::warn!(%peer, pending_bytes = buf.len(), "connection closed mid-request");
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(format!("shard {id}: cannot use its listener: {e}")));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let flusher = tokio::task::spawn_local(flush_periodically(ctx.clone(), shutdown.clone()));
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        connections.spawn_local(crate::connection::serve(broker.clone(), stream, peer, shutdown.clone()));
                     }
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "read failed");
-                    return;
-                }
-            },
-            _ = shutdown.wait() => return,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(shard = id, error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                _ = shutdown.wait() => break,
+            }
         }
+        drop(listener);
+        let finished = tokio::time::timeout(DRAIN_TIMEOUT, async { while connections.join_next().await.is_some() {} });
+        if finished.await.is_err() {
+            tracing::warn!(shard = id, "some connections did not finish in time");
+        }
+        drained.wait().await;
+        let _ = flusher.await;
+        flush_local(&ctx).await;
+        jobs.abort();
     }
 }
 
-async fn handle_frame(
-    broker: &Arc<Broker>,
-    frame: Bytes,
-    shutdown: &Shutdown,
-) -> Result<Option<Bytes>, handlers::HandleError> {
-    let request = Request::parse(frame)?;
-    tracing::trace!(api = ?request.api_key, version = request.version(), correlation_id = request.header.correlation_id, "request");
-    handlers::dispatch(broker, request, shutdown).await
+async fn flush_periodically(ctx: Rc<ShardContext>, shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(FLUSH_INTERVAL) => flush_local(&ctx).await,
+            _ = shutdown.wait() => return,
+        }
+    }
 }

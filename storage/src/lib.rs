@@ -7,8 +7,10 @@ mod batch;
 mod error;
 mod index;
 mod log;
+mod partition;
 mod segment;
 
 pub use batch::{StoredBatch, BATCH_HEADER_LEN};
 pub use error::StorageError;
 pub use log::{AppendInfo, LogConfig, PartitionLog, ReadResult};
+pub use partition::{LogOffsets, Partition};

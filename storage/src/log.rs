@@ -193,9 +193,4 @@ impl PartitionLog {
     pub fn flush(&self) -> Result<(), StorageError> {
         self.active().sync()
     }
-
-    /// Removes the partition's files and directory.
-    pub fn delete(self) -> Result<(), StorageError> {
-        std::fs::remove_dir_all(&self.dir).map_err(StorageError::io("delete partition dir", &self.dir))
-    }
 }

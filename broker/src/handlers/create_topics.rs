@@ -24,26 +24,24 @@ pub const MAX_PARTITIONS: i32 = 10_000;
 const SOURCE_TOPIC_OVERRIDE: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 
-pub fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut seen: HashMap<String, usize> = HashMap::new();
     for t in &req.topics {
         *seen.entry(t.name.to_string()).or_default() += 1;
     }
-    let topics = req
-        .topics
-        .iter()
-        .map(|t| {
-            let result = CreatableTopicResult::default().with_name(t.name.clone());
-            if seen[t.name.as_str()] > 1 {
-                let msg = format!("Create topics request contains multiple entries for topic {}", t.name.as_str());
-                return fail(result, ResponseError::InvalidRequest, msg);
-            }
-            match create_one(broker, t, req.validate_only) {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let result = CreatableTopicResult::default().with_name(t.name.clone());
+        topics.push(if seen[t.name.as_str()] > 1 {
+            let msg = format!("Create topics request contains multiple entries for topic {}", t.name.as_str());
+            fail(result, ResponseError::InvalidRequest, msg)
+        } else {
+            match create_one(broker, t, req.validate_only).await {
                 Ok(done) => describe(result, done, version),
                 Err((e, msg)) => fail(result, e, msg),
             }
-        })
-        .collect();
+        });
+    }
     CreateTopicsResponse::default().with_topics(topics)
 }
 
@@ -53,7 +51,11 @@ struct Created {
     configs: BTreeMap<String, String>,
 }
 
-fn create_one(broker: &Broker, t: &CreatableTopic, validate_only: bool) -> Result<Created, (ResponseError, String)> {
+async fn create_one(
+    broker: &Broker,
+    t: &CreatableTopic,
+    validate_only: bool,
+) -> Result<Created, (ResponseError, String)> {
     let name = t.name.as_str();
     sluice_raft::validate_topic_name(name).map_err(|e| (ResponseError::InvalidTopicException, e.to_string()))?;
     if broker.topic(name).is_some() {
@@ -100,7 +102,7 @@ fn create_one(broker: &Broker, t: &CreatableTopic, validate_only: bool) -> Resul
     if validate_only {
         return Ok(Created { id: uuid::Uuid::nil(), partitions, configs });
     }
-    match broker.create_topic(name, partitions, configs.clone()) {
+    match broker.create_topic(name, partitions, configs.clone()).await {
         Ok(topic) => Ok(Created { id: topic.meta.id, partitions, configs }),
         Err(BrokerError::Metadata(MetadataError::TopicExists(_))) => {
             Err((ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")))

@@ -10,44 +10,45 @@ use kafka_protocol::ResponseError;
 use super::code;
 use crate::broker::Broker;
 
-pub fn handle(broker: &Arc<Broker>, req: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub async fn handle(broker: &Arc<Broker>, req: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
     let wanted: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
         req.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
     } else {
         req.topic_names.into_iter().map(|n| (Some(n), uuid::Uuid::nil())).collect()
     };
-    let responses = wanted
-        .into_iter()
-        .map(|(name, id)| {
-            let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(id);
-            let fail = |e: ResponseError| result.clone().with_error_code(code::of(e));
-            let topic = match (&name, id.is_nil()) {
-                (Some(_), false) => return fail(ResponseError::InvalidRequest),
-                (Some(n), true) => broker.topic(n).ok_or(ResponseError::UnknownTopicOrPartition),
-                (None, false) => broker.topic_by_id(id).ok_or(ResponseError::UnknownTopicId),
-                (None, true) => return fail(ResponseError::InvalidRequest),
-            };
-            let topic = match topic {
-                Ok(t) => t,
-                Err(e) => return fail(e),
-            };
-            let result = result
-                .with_name(Some(TopicName(StrBytes::from_string(topic.meta.name.clone()))))
-                .with_topic_id(topic.meta.id);
-            match broker.delete_topic(&topic.meta.name) {
-                Ok(_) => result,
-                Err(sluice_raft_error) => {
-                    tracing::error!(topic = %topic.meta.name, error = %sluice_raft_error, "deleting topic failed");
-                    let code = match sluice_raft_error {
-                        crate::broker::BrokerError::Metadata(sluice_raft::MetadataError::UnknownTopic(_)) => {
-                            ResponseError::UnknownTopicOrPartition
-                        }
-                        _ => ResponseError::UnknownServerError,
-                    };
-                    result.with_error_code(code::of(code))
-                }
-            }
-        })
-        .collect();
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        responses.push(delete_one(broker, name, id).await);
+    }
     DeleteTopicsResponse::default().with_responses(responses)
+}
+
+async fn delete_one(broker: &Broker, name: Option<TopicName>, id: uuid::Uuid) -> DeletableTopicResult {
+    let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(id);
+    let fail = |e: ResponseError| result.clone().with_error_code(code::of(e));
+    let topic = match (&name, id.is_nil()) {
+        (Some(_), false) => return fail(ResponseError::InvalidRequest),
+        (Some(n), true) => broker.topic(n).ok_or(ResponseError::UnknownTopicOrPartition),
+        (None, false) => broker.topic_by_id(id).ok_or(ResponseError::UnknownTopicId),
+        (None, true) => return fail(ResponseError::InvalidRequest),
+    };
+    let topic = match topic {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let result =
+        result.with_name(Some(TopicName(StrBytes::from_string(topic.meta.name.clone())))).with_topic_id(topic.meta.id);
+    match broker.delete_topic(&topic.meta.name).await {
+        Ok(_) => result,
+        Err(e) => {
+            tracing::error!(topic = %topic.meta.name, error = %e, "deleting topic failed");
+            let code = match e {
+                crate::broker::BrokerError::Metadata(sluice_raft::MetadataError::UnknownTopic(_)) => {
+                    ResponseError::UnknownTopicOrPartition
+                }
+                _ => ResponseError::UnknownServerError,
+            };
+            result.with_error_code(code::of(code))
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! request's `max_bytes`, each partition's `partition_max_bytes` and
 //! `min_bytes`; long-poll until enough data arrives, `max_wait_ms` passes or
 //! the broker shuts down, woken by appends rather than by polling.
+//! Each partition is read on its owner shard.
 //! Fetch sessions (KIP-227) are not kept: every response says session 0,
 //! which clients treat as "send full requests", exactly as Kafka does when
 //! its session cache is full.
@@ -17,11 +18,13 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 use sluice_storage::StorageError;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{check_leader_epoch, code};
-use crate::broker::{Broker, Partition, Topic};
+use crate::broker::{Broker, Topic};
 use crate::server::Shutdown;
+use crate::shard::ShardError;
 
 /// Kafka's READ_COMMITTED isolation level.
 const READ_COMMITTED: i8 = 1;
@@ -38,20 +41,20 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, shutd
         .iter()
         .map(|t| (if version >= 13 { broker.topic_by_id(t.topic_id) } else { broker.topic(&t.topic) }, t))
         .collect();
-    let watched: Vec<Arc<Partition>> = topics
+    let watched: Vec<Arc<Notify>> = topics
         .iter()
         .filter_map(|(topic, t)| topic.as_ref().map(|topic| (topic, t)))
-        .flat_map(|(topic, t)| t.partitions.iter().filter_map(|p| topic.partition(p.partition).cloned()))
+        .flat_map(|(topic, t)| t.partitions.iter().filter_map(|p| topic.appended(p.partition).cloned()))
         .collect();
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     loop {
         // Register interest before reading so an append between the read
         // and the wait still wakes us.
-        let mut wakers: Vec<_> = watched.iter().map(|p| Box::pin(p.appended.notified())).collect();
+        let mut wakers: Vec<_> = watched.iter().map(|n| Box::pin(n.notified())).collect();
         for w in &mut wakers {
             w.as_mut().enable();
         }
-        let (responses, bytes, any_error) = read_once(&topics, &req, version);
+        let (responses, bytes, any_error) = read_once(broker, &topics, &req, version).await;
         if bytes >= i64::from(req.min_bytes) || any_error || Instant::now() >= deadline || shutdown.is_set() {
             return FetchResponse::default().with_responses(responses);
         }
@@ -70,7 +73,8 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, shutd
     }
 }
 
-fn read_once(
+async fn read_once(
+    broker: &Broker,
     topics: &[(Option<Arc<Topic>>, &FetchTopic)],
     req: &FetchRequest,
     version: i16,
@@ -80,72 +84,94 @@ fn read_once(
     let mut any_error = false;
     let mut first_data = true;
     let read_committed = req.isolation_level == READ_COMMITTED;
-    let responses = topics
-        .iter()
-        .map(|(topic, t)| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|fp| {
-                    let base = PartitionData::default()
-                        .with_partition_index(fp.partition)
-                        .with_high_watermark(-1)
-                        .with_last_stable_offset(-1)
-                        .with_log_start_offset(-1)
-                        .with_aborted_transactions(read_committed.then(Vec::new))
-                        .with_records(Some(Bytes::new()));
-                    let missing = if version >= 13 {
-                        ResponseError::UnknownTopicId
-                    } else {
-                        ResponseError::UnknownTopicOrPartition
-                    };
-                    let Some(topic) = topic else {
-                        any_error = true;
-                        return base.with_error_code(code::of(missing));
-                    };
-                    let Some(partition) = topic.partition(fp.partition) else {
-                        any_error = true;
-                        return base.with_error_code(code::of(ResponseError::UnknownTopicOrPartition));
-                    };
-                    let epoch_error = check_leader_epoch(fp.current_leader_epoch);
-                    if epoch_error != code::NONE {
-                        any_error = true;
-                        return base.with_error_code(epoch_error);
-                    }
-                    let limit = i64::from(fp.partition_max_bytes.max(0)).min(remaining).max(0) as usize;
-                    let log = partition.log();
-                    let (high_watermark, log_start) = (log.next_offset(), log.log_start_offset());
-                    let base = base
-                        .with_high_watermark(high_watermark)
-                        .with_last_stable_offset(high_watermark)
-                        .with_log_start_offset(log_start);
-                    if limit == 0 && !first_data {
-                        return base;
-                    }
-                    match log.read(fp.fetch_offset, limit, high_watermark, first_data) {
-                        Ok(read) => {
-                            let n = read.bytes.len() as i64;
-                            if n > 0 {
-                                first_data = false;
-                                remaining -= n;
-                                total += n;
-                            }
-                            base.with_records(Some(Bytes::from(read.bytes)))
-                        }
-                        Err(StorageError::OffsetOutOfRange { .. }) => {
-                            any_error = true;
-                            base.with_error_code(code::of(ResponseError::OffsetOutOfRange))
-                        }
-                        Err(e) => {
-                            tracing::error!(topic = %topic.meta.name, partition = fp.partition, error = %e, "read failed");
-                            any_error = true;
-                            base.with_error_code(code::of(ResponseError::KafkaStorageError))
-                        }
-                    }
+    let missing = if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+    let mut responses = Vec::with_capacity(topics.len());
+    for (topic, t) in topics {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for fp in &t.partitions {
+            let base = PartitionData::default()
+                .with_partition_index(fp.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_aborted_transactions(read_committed.then(Vec::new))
+                .with_records(Some(Bytes::new()));
+            let Some(topic) = topic else {
+                any_error = true;
+                partitions.push(base.with_error_code(code::of(missing)));
+                continue;
+            };
+            let Some(tp) = topic.tp(fp.partition) else {
+                any_error = true;
+                partitions.push(base.with_error_code(code::of(ResponseError::UnknownTopicOrPartition)));
+                continue;
+            };
+            let epoch_error = check_leader_epoch(fp.current_leader_epoch);
+            if epoch_error != code::NONE {
+                any_error = true;
+                partitions.push(base.with_error_code(epoch_error));
+                continue;
+            }
+            let limit = i64::from(fp.partition_max_bytes.max(0)).min(remaining).max(0) as usize;
+            // Until some partition returns data, the first batch is returned
+            // whole even past the limits (KIP-74); after that the budget is hard.
+            let (offset, min_one) = (fp.fetch_offset, first_data);
+            let read = match broker
+                .shards
+                .spawn_on_partition(tp, move |p| async move {
+                    let offsets = p.offsets();
+                    let read = if limit == 0 && !min_one { None } else { Some(p.read(offset, limit, min_one).await) };
+                    (offsets, read)
                 })
-                .collect();
-            FetchableTopicResponse::default().with_topic(t.topic.clone()).with_topic_id(t.topic_id).with_partitions(partitions)
-        })
-        .collect();
+                .await
+            {
+                Ok(pending) => pending.result().await,
+                Err(e) => Err(e),
+            };
+            let (offsets, read) = match read {
+                Ok(r) => r,
+                Err(e) => {
+                    any_error = true;
+                    let error = match e {
+                        ShardError::NoPartition(_) => ResponseError::UnknownTopicOrPartition,
+                        ShardError::Stopped(_) => ResponseError::NotLeaderOrFollower,
+                    };
+                    partitions.push(base.with_error_code(code::of(error)));
+                    continue;
+                }
+            };
+            let base = base
+                .with_high_watermark(offsets.high_watermark)
+                .with_last_stable_offset(offsets.high_watermark)
+                .with_log_start_offset(offsets.log_start_offset);
+            partitions.push(match read {
+                None => base,
+                Some(Ok((read, _))) => {
+                    let n = read.bytes.len() as i64;
+                    if n > 0 {
+                        first_data = false;
+                        remaining -= n;
+                        total += n;
+                    }
+                    base.with_records(Some(Bytes::from(read.bytes)))
+                }
+                Some(Err(StorageError::OffsetOutOfRange { .. })) => {
+                    any_error = true;
+                    base.with_error_code(code::of(ResponseError::OffsetOutOfRange))
+                }
+                Some(Err(e)) => {
+                    tracing::error!(topic = %topic.meta.name, partition = fp.partition, error = %e, "read failed");
+                    any_error = true;
+                    base.with_error_code(code::of(ResponseError::KafkaStorageError))
+                }
+            });
+        }
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions),
+        );
+    }
     (responses, total, any_error)
 }

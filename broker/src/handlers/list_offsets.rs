@@ -8,10 +8,11 @@ use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionRespon
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
-use sluice_storage::{PartitionLog, StorageError};
+use sluice_storage::{Partition, StorageError};
 
 use super::{check_leader_epoch, code, LEADER_EPOCH};
 use crate::broker::Broker;
+use crate::shard::ShardError;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -19,61 +20,69 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let topic = broker.topic(&t.name);
-            let partitions = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let resp = ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index)
-                        .with_timestamp(-1)
-                        .with_offset(-1)
-                        .with_leader_epoch(-1);
-                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
-                        return resp.with_error_code(code::of(ResponseError::UnknownTopicOrPartition));
-                    };
-                    let epoch_error = check_leader_epoch(p.current_leader_epoch);
-                    if epoch_error != code::NONE {
-                        return resp.with_error_code(epoch_error);
-                    }
-                    match lookup(&partition.log(), p.timestamp) {
-                        Ok(Some((timestamp, offset))) => {
-                            // leader_epoch exists from v4 and may not be set before.
-                            let epoch = if version >= 4 { LEADER_EPOCH } else { -1 };
-                            resp.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(epoch)
-                        }
-                        Ok(None) => resp,
-                        Err(e) => {
-                            tracing::error!(topic = %t.name.0, partition = p.partition_index, error = %e, "offset lookup failed");
-                            resp.with_error_code(code::of(ResponseError::KafkaStorageError))
-                        }
-                    }
-                })
-                .collect();
-            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
-        })
-        .collect();
+pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let topic = broker.topic(&t.name);
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let resp = ListOffsetsPartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1)
+                .with_leader_epoch(-1);
+            let Some(tp) = topic.as_ref().and_then(|t| t.tp(p.partition_index)) else {
+                partitions.push(resp.with_error_code(code::of(ResponseError::UnknownTopicOrPartition)));
+                continue;
+            };
+            let epoch_error = check_leader_epoch(p.current_leader_epoch);
+            if epoch_error != code::NONE {
+                partitions.push(resp.with_error_code(epoch_error));
+                continue;
+            }
+            let target = p.timestamp;
+            let found = match broker
+                .shards
+                .spawn_on_partition(tp, move |log| async move { lookup(&log, target).await })
+                .await
+            {
+                Ok(pending) => pending.result().await,
+                Err(e) => Err(e),
+            };
+            partitions.push(match found {
+                Ok(Ok(Some((timestamp, offset)))) => {
+                    // leader_epoch exists from v4 and may not be set before.
+                    let epoch = if version >= 4 { LEADER_EPOCH } else { -1 };
+                    resp.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(epoch)
+                }
+                Ok(Ok(None)) => resp,
+                Ok(Err(e)) => {
+                    tracing::error!(topic = %t.name.0, partition = p.partition_index, error = %e, "offset lookup failed");
+                    resp.with_error_code(code::of(ResponseError::KafkaStorageError))
+                }
+                Err(ShardError::NoPartition(_)) => resp.with_error_code(code::of(ResponseError::UnknownTopicOrPartition)),
+                Err(ShardError::Stopped(_)) => resp.with_error_code(code::of(ResponseError::NotLeaderOrFollower)),
+            });
+        }
+        topics.push(ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions));
+    }
     ListOffsetsResponse::default().with_topics(topics)
 }
 
 /// (timestamp, offset) for a ListOffsets target; `None` when no record qualifies.
-fn lookup(log: &PartitionLog, target: i64) -> Result<Option<(i64, i64)>, StorageError> {
+async fn lookup(log: &Partition, target: i64) -> Result<Option<(i64, i64)>, StorageError> {
+    let offsets = log.offsets();
     Ok(match target {
         // Until transactions exist the last stable offset is the high
         // watermark, so read_committed gets the same answer.
-        LATEST => Some((-1, log.next_offset())),
-        EARLIEST | EARLIEST_LOCAL => Some((-1, log.log_start_offset())),
+        LATEST => Some((-1, offsets.high_watermark)),
+        EARLIEST | EARLIEST_LOCAL => Some((-1, offsets.log_start_offset)),
         LATEST_TIERED => None, // no tiered storage: Kafka answers offset -1
-        MAX_TIMESTAMP => log.find_max_timestamp()?.and_then(|batch| {
+        MAX_TIMESTAMP => log.find_max_timestamp().await?.and_then(|batch| {
             let max = batch_max_timestamp(&batch)?;
             first_record(batch, |ts| ts == max)
         }),
-        t => log.find_by_timestamp(t)?.and_then(|batch| first_record(batch, |ts| ts >= t)),
+        t => log.find_by_timestamp(t).await?.and_then(|batch| first_record(batch, |ts| ts >= t)),
     })
 }
 

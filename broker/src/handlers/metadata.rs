@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{code, LEADER_EPOCH};
 use crate::broker::{Broker, BrokerError, Topic};
 
-pub fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
     let node = BrokerId(broker.config.node_id);
     let topics = match req.topics {
         // v0 has no null: an empty list asks for every topic.
@@ -24,12 +24,14 @@ pub fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> Metad
         Some(list) => {
             // Before v4 a Metadata request always allowed auto-creation.
             let may_create = version < 4 || req.allow_auto_topic_creation;
-            list.into_iter()
-                .map(|t| match t.name {
-                    Some(name) => by_name(broker, name, may_create, node),
+            let mut topics = Vec::with_capacity(list.len());
+            for t in list {
+                topics.push(match t.name {
+                    Some(name) => by_name(broker, name, may_create, node).await,
                     None => by_id(broker, t.topic_id, node),
-                })
-                .collect()
+                });
+            }
+            topics
         }
     };
     MetadataResponse::default()
@@ -47,7 +49,7 @@ fn all_topics(broker: &Broker) -> Vec<MetadataResponseTopic> {
     broker.topics().iter().map(|t| describe(t, node)).collect()
 }
 
-fn by_name(broker: &Broker, name: TopicName, may_create: bool, node: BrokerId) -> MetadataResponseTopic {
+async fn by_name(broker: &Broker, name: TopicName, may_create: bool, node: BrokerId) -> MetadataResponseTopic {
     if let Some(t) = broker.topic(&name) {
         return describe(&t, node);
     }
@@ -59,7 +61,7 @@ fn by_name(broker: &Broker, name: TopicName, may_create: bool, node: BrokerId) -
     if !(may_create && broker.config.auto_create_topics) {
         return error(ResponseError::UnknownTopicOrPartition);
     }
-    match broker.create_topic(&name, broker.config.num_partitions, BTreeMap::new()) {
+    match broker.create_topic(&name, broker.config.num_partitions, BTreeMap::new()).await {
         Ok(t) => describe(&t, node),
         // Another request created it first: describe that one.
         Err(BrokerError::Metadata(sluice_raft::MetadataError::TopicExists(_))) => match broker.topic(&name) {

@@ -67,8 +67,11 @@ pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown) -
         return Err(HandleError::UnsupportedVersion { api: spec.key, version, min: spec.min, max: spec.max });
     }
     match req.api_key {
-        ApiKey::Metadata => reply(&req, "Metadata", &metadata::handle(broker, req.decode("Metadata")?, version)),
-        ApiKey::Produce => match produce::handle(broker, req.decode("Produce")?, version) {
+        ApiKey::Metadata => {
+            let resp = metadata::handle(broker, req.decode("Metadata")?, version).await;
+            reply(&req, "Metadata", &resp)
+        }
+        ApiKey::Produce => match produce::handle(broker, req.decode("Produce")?, version).await {
             Some(resp) => reply(&req, "Produce", &resp),
             None => Ok(None),
         },
@@ -77,13 +80,16 @@ pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown) -
             reply(&req, "Fetch", &resp)
         }
         ApiKey::ListOffsets => {
-            reply(&req, "ListOffsets", &list_offsets::handle(broker, req.decode("ListOffsets")?, version))
+            let resp = list_offsets::handle(broker, req.decode("ListOffsets")?, version).await;
+            reply(&req, "ListOffsets", &resp)
         }
         ApiKey::CreateTopics => {
-            reply(&req, "CreateTopics", &create_topics::handle(broker, req.decode("CreateTopics")?, version))
+            let resp = create_topics::handle(broker, req.decode("CreateTopics")?, version).await;
+            reply(&req, "CreateTopics", &resp)
         }
         ApiKey::DeleteTopics => {
-            reply(&req, "DeleteTopics", &delete_topics::handle(broker, req.decode("DeleteTopics")?, version))
+            let resp = delete_topics::handle(broker, req.decode("DeleteTopics")?, version).await;
+            reply(&req, "DeleteTopics", &resp)
         }
         other => Err(HandleError::UnsupportedApi(other)),
     }

@@ -1,7 +1,9 @@
-//! Produce: validate each partition's batch as Kafka does, append it with
-//! offsets assigned by patching `baseOffset`, and wake waiting fetches.
-//! A one-node broker is the whole ISR, so acks=1 and acks=-1 both answer
-//! once the batch is in the log.
+//! Produce: validate each partition's batch as Kafka does on the shard that
+//! received the request, then append it on the partition's owner shard,
+//! where offsets are assigned by patching `baseOffset`; wake waiting
+//! fetches. All partitions of a request are appended concurrently. A
+//! one-node broker is the whole ISR, so acks=1 and acks=-1 both answer once
+//! the batch is in the log.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,45 +14,57 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_protocol::batch::{set_log_append_time, validate_produced};
+use sluice_storage::{AppendInfo, LogOffsets, StorageError};
 
 use super::code;
-use crate::broker::{Broker, Partition, Topic};
+use crate::broker::{Broker, Topic};
+use crate::shard::{Pending, ShardError};
 
-pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+/// A partition's answer: decided already, or waiting on its owner shard.
+enum Slot {
+    Done(PartitionProduceResponse),
+    Appending { index: i32, append_time: i64, pending: Pending<Result<(AppendInfo, LogOffsets), StorageError>> },
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks_valid = matches!(req.acks, -1..=1);
-    let responses = req
-        .topic_data
-        .into_iter()
-        .map(|data| {
-            let (topic, missing) = if version >= 13 {
-                (broker.topic_by_id(data.topic_id), ResponseError::UnknownTopicId)
-            } else {
-                (broker.topic(&data.name), ResponseError::UnknownTopicOrPartition)
-            };
-            let partition_responses = data
-                .partition_data
-                .into_iter()
-                .map(|pd| {
-                    let failed = |e: ResponseError| failure(pd.index, code::of(e), None);
-                    if !acks_valid {
-                        return failed(ResponseError::InvalidRequiredAcks);
-                    }
-                    let Some(topic) = &topic else { return failed(missing) };
-                    if topic.is_internal() {
-                        return failed(ResponseError::InvalidTopicException);
-                    }
-                    match topic.partition(pd.index) {
-                        Some(p) => append(topic, p, pd.index, pd.records.unwrap_or_default(), version),
-                        None => failed(ResponseError::UnknownTopicOrPartition),
-                    }
-                })
-                .collect();
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for data in req.topic_data {
+        let (topic, missing) = if version >= 13 {
+            (broker.topic_by_id(data.topic_id), ResponseError::UnknownTopicId)
+        } else {
+            (broker.topic(&data.name), ResponseError::UnknownTopicOrPartition)
+        };
+        let mut slots = Vec::with_capacity(data.partition_data.len());
+        for pd in data.partition_data {
+            let failed = |e: ResponseError| Slot::Done(failure(pd.index, code::of(e), None));
+            slots.push(match &topic {
+                _ if !acks_valid => failed(ResponseError::InvalidRequiredAcks),
+                None => failed(missing),
+                Some(t) if t.is_internal() => failed(ResponseError::InvalidTopicException),
+                Some(t) => start_append(broker, t, pd.index, pd.records.unwrap_or_default(), version).await,
+            });
+        }
+        topics.push((data.name, data.topic_id, slots));
+    }
+    let mut responses = Vec::with_capacity(topics.len());
+    for (name, topic_id, slots) in topics {
+        let mut partition_responses = Vec::with_capacity(slots.len());
+        for slot in slots {
+            partition_responses.push(match slot {
+                Slot::Done(r) => r,
+                Slot::Appending { index, append_time, pending } => {
+                    finish_append(index, append_time, pending.result().await)
+                }
+            });
+        }
+        responses.push(
             TopicProduceResponse::default()
-                .with_name(data.name)
-                .with_topic_id(data.topic_id)
-                .with_partition_responses(partition_responses)
-        })
-        .collect();
+                .with_name(name)
+                .with_topic_id(topic_id)
+                .with_partition_responses(partition_responses),
+        );
+    }
     (req.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
@@ -64,15 +78,18 @@ fn failure(index: i32, error_code: i16, message: Option<String>) -> PartitionPro
         .with_error_message(message.map(StrBytes::from_string))
 }
 
-fn append(topic: &Topic, partition: &Partition, index: i32, records: Bytes, version: i16) -> PartitionProduceResponse {
+async fn start_append(broker: &Broker, topic: &Topic, index: i32, records: Bytes, version: i16) -> Slot {
+    let (Some(tp), Some(appended)) = (topic.tp(index), topic.appended(index).cloned()) else {
+        return Slot::Done(failure(index, code::of(ResponseError::UnknownTopicOrPartition), None));
+    };
     let header = match validate_produced(&records, version) {
         Ok(h) => h,
-        Err(e) => return failure(index, e.error_code(), Some(e.to_string())),
+        Err(e) => return Slot::Done(failure(index, e.error_code(), Some(e.to_string()))),
     };
     if header.size() > topic.settings.max_message_bytes {
         let msg =
             format!("batch of {} bytes exceeds max.message.bytes {}", header.size(), topic.settings.max_message_bytes);
-        return failure(index, code::of(ResponseError::MessageTooLarge), Some(msg));
+        return Slot::Done(failure(index, code::of(ResponseError::MessageTooLarge), Some(msg)));
     }
     let mut bytes = records.to_vec();
     let append_time = if topic.settings.log_append_time {
@@ -82,22 +99,46 @@ fn append(topic: &Topic, partition: &Partition, index: i32, records: Bytes, vers
     } else {
         -1
     };
-    let result = {
-        let mut log = partition.log();
-        log.append(&mut bytes).map(|info| (info, log.log_start_offset()))
-    };
+    let started = broker
+        .shards
+        .spawn_on_partition(tp, move |partition| async move {
+            let result = partition.append(bytes).await;
+            if result.is_ok() {
+                appended.notify_waiters();
+            }
+            result
+        })
+        .await;
+    match started {
+        Ok(pending) => Slot::Appending { index, append_time, pending },
+        Err(e) => Slot::Done(shard_failure(index, e)),
+    }
+}
+
+fn finish_append(
+    index: i32,
+    append_time: i64,
+    result: Result<Result<(AppendInfo, LogOffsets), StorageError>, ShardError>,
+) -> PartitionProduceResponse {
     match result {
-        Ok((info, log_start_offset)) => {
-            partition.appended.notify_waiters();
-            PartitionProduceResponse::default()
-                .with_index(index)
-                .with_base_offset(info.base_offset)
-                .with_log_append_time_ms(append_time)
-                .with_log_start_offset(log_start_offset)
-        }
-        Err(e) => {
-            tracing::error!(topic = %topic.meta.name, partition = index, error = %e, "append failed");
+        Ok(Ok((info, offsets))) => PartitionProduceResponse::default()
+            .with_index(index)
+            .with_base_offset(info.base_offset)
+            .with_log_append_time_ms(append_time)
+            .with_log_start_offset(offsets.log_start_offset),
+        Ok(Err(e)) => {
+            tracing::error!(partition = index, error = %e, "append failed");
             failure(index, code::of(ResponseError::KafkaStorageError), Some(e.to_string()))
         }
+        Err(e) => shard_failure(index, e),
     }
+}
+
+/// The partition vanished (deleted meanwhile) or its shard is stopping.
+fn shard_failure(index: i32, e: ShardError) -> PartitionProduceResponse {
+    let error = match e {
+        ShardError::NoPartition(_) => ResponseError::UnknownTopicOrPartition,
+        ShardError::Stopped(_) => ResponseError::NotLeaderOrFollower,
+    };
+    failure(index, code::of(error), Some(e.to_string()))
 }

@@ -1,0 +1,265 @@
+//! Thread-per-core shards. Each shard is one OS thread pinned to a core,
+//! running a current-thread Tokio runtime, owning the partitions hashed to
+//! it and the connections its `SO_REUSEPORT` listener accepts. Work on a
+//! partition always runs on its owner: locally when the caller is already
+//! there, otherwise as a job over that shard's bounded channel (a full
+//! channel makes the sender wait — back-pressure, not buffering).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+
+use sluice_storage::Partition;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+/// Partitions are addressed by topic id, so a deleted and re-created topic
+/// of the same name never reaches the old partition.
+pub type TopicPartition = (Uuid, i32);
+
+/// Jobs each shard's channel holds before senders wait.
+const JOB_QUEUE: usize = 1024;
+
+type Job = Box<dyn FnOnce(&Rc<ShardContext>) + Send>;
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<ShardContext>>> = const { RefCell::new(None) };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error("shard {0} has stopped")]
+    Stopped(usize),
+    #[error("partition {}-{} is not open on its shard", .0.0, .0.1)]
+    NoPartition(TopicPartition),
+}
+
+/// What one shard owns. Lives only on its thread.
+pub struct ShardContext {
+    pub id: usize,
+    partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
+}
+
+impl ShardContext {
+    pub fn new(id: usize) -> Rc<Self> {
+        Rc::new(Self { id, partitions: RefCell::new(HashMap::new()) })
+    }
+
+    /// Makes this the calling thread's shard (once, at thread start).
+    pub fn install(self: &Rc<Self>) {
+        CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
+    }
+
+    pub fn partition(&self, tp: &TopicPartition) -> Option<Rc<Partition>> {
+        self.partitions.borrow().get(tp).cloned()
+    }
+
+    pub fn insert(&self, tp: TopicPartition, partition: Partition) {
+        self.partitions.borrow_mut().insert(tp, Rc::new(partition));
+    }
+
+    pub fn remove(&self, tp: &TopicPartition) -> Option<Rc<Partition>> {
+        self.partitions.borrow_mut().remove(tp)
+    }
+
+    pub fn all(&self) -> Vec<(TopicPartition, Rc<Partition>)> {
+        self.partitions.borrow().iter().map(|(tp, p)| (*tp, p.clone())).collect()
+    }
+}
+
+fn current() -> Option<Rc<ShardContext>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Handles to every shard; cheap to share across threads.
+pub struct ShardSet {
+    senders: Vec<mpsc::Sender<Job>>,
+}
+
+/// The receiving ends, one per shard, handed to the shard threads.
+pub struct JobQueue(mpsc::Receiver<Job>);
+
+impl JobQueue {
+    /// Runs jobs until every sender is gone.
+    pub async fn serve(mut self, ctx: Rc<ShardContext>) {
+        while let Some(job) = self.0.recv().await {
+            job(&ctx);
+        }
+    }
+}
+
+impl ShardSet {
+    pub fn new(count: usize) -> (Self, Vec<JobQueue>) {
+        let (senders, queues) = (0..count)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(JOB_QUEUE);
+                (tx, JobQueue(rx))
+            })
+            .unzip();
+        (Self { senders }, queues)
+    }
+
+    pub fn len(&self) -> usize {
+        self.senders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.senders.is_empty()
+    }
+
+    /// The shard owning a partition. Consecutive partitions of a topic land
+    /// on consecutive shards, so a topic spreads over all cores.
+    pub fn owner(&self, tp: &TopicPartition) -> usize {
+        let id = tp.0.as_u128();
+        let mut h = (id as u64) ^ ((id >> 64) as u64);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        ((h % self.len() as u64) as usize + tp.1.max(0) as usize) % self.len()
+    }
+
+    /// Starts `f` on `shard` and returns a receiver for its result, so a
+    /// caller can start work on many shards before awaiting any of it.
+    pub async fn spawn_on<R, F, Fut>(&self, shard: usize, f: F) -> Result<oneshot::Receiver<R>, ShardError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<ShardContext>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job = move |ctx: &Rc<ShardContext>| {
+            let ctx = ctx.clone();
+            tokio::task::spawn_local(async move {
+                let _ = tx.send(f(ctx).await);
+            });
+        };
+        match current() {
+            Some(ctx) if ctx.id == shard => job(&ctx),
+            _ => {
+                let sender = self.senders.get(shard).ok_or(ShardError::Stopped(shard))?;
+                sender.send(Box::new(job)).await.map_err(|_| ShardError::Stopped(shard))?;
+            }
+        }
+        Ok(rx)
+    }
+
+    /// Runs `f` on `shard` and waits for its result.
+    pub async fn run_on<R, F, Fut>(&self, shard: usize, f: F) -> Result<R, ShardError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<ShardContext>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        self.spawn_on(shard, f).await?.await.map_err(|_| ShardError::Stopped(shard))
+    }
+
+    /// Starts `f` on the partition's owner shard with the open partition.
+    pub async fn spawn_on_partition<R, F, Fut>(&self, tp: TopicPartition, f: F) -> Result<Pending<R>, ShardError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Partition>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        let shard = self.owner(&tp);
+        let rx = self
+            .spawn_on(shard, move |ctx| async move {
+                match ctx.partition(&tp) {
+                    Some(p) => Some(f(p).await),
+                    None => None,
+                }
+            })
+            .await?;
+        Ok(Pending { rx, shard, tp })
+    }
+}
+
+/// A partition operation started on its owner shard.
+pub struct Pending<R> {
+    rx: oneshot::Receiver<Option<R>>,
+    shard: usize,
+    tp: TopicPartition,
+}
+
+impl<R> Pending<R> {
+    pub async fn result(self) -> Result<R, ShardError> {
+        match self.rx.await {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(ShardError::NoPartition(self.tp)),
+            Err(_) => Err(ShardError::Stopped(self.shard)),
+        }
+    }
+}
+
+/// Pins the calling thread to the `index`-th CPU it is allowed to run on
+/// (wrapping around when there are more shards than CPUs). Best effort: if
+/// the affinity calls fail, the thread simply stays unpinned.
+pub fn pin_to_core(index: usize) {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it, the CPU_*
+    // macros read and write inside it, sched_setaffinity only reads it.
+    unsafe {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size, &mut allowed) != 0 {
+            return;
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &allowed)).collect();
+        let Some(&cpu) = cpus.get(index % cpus.len().max(1)) else { return };
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, size, &set) != 0 {
+            tracing::debug!(cpu, error = %std::io::Error::last_os_error(), "could not pin shard thread");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_of_a_topic_spread_over_every_shard() {
+        let (set, _queues) = ShardSet::new(4);
+        let topic = Uuid::new_v4();
+        let mut owners: Vec<usize> = (0..8).map(|p| set.owner(&(topic, p))).collect();
+        assert_eq!(owners[..4].iter().collect::<std::collections::HashSet<_>>().len(), 4);
+        assert_eq!(owners[0], owners[4], "partition p and p+shards share a shard");
+        owners.sort();
+        assert_eq!(owners, vec![0, 0, 1, 1, 2, 2, 3, 3]);
+        assert_eq!(set.owner(&(topic, 3)), set.owner(&(topic, 3)), "stable");
+    }
+
+    #[test]
+    fn jobs_run_on_the_owner_thread() {
+        let (set, queues) = ShardSet::new(2);
+        let set = std::sync::Arc::new(set);
+        let threads: Vec<_> = queues
+            .into_iter()
+            .enumerate()
+            .map(|(id, q)| {
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    let local = tokio::task::LocalSet::new();
+                    local.block_on(&rt, async move {
+                        let ctx = ShardContext::new(id);
+                        ctx.install();
+                        q.serve(ctx).await;
+                    });
+                })
+            })
+            .collect();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let ids = rt.block_on(async {
+            let a = set.run_on(0, |ctx| async move { (ctx.id, std::thread::current().id()) }).await.unwrap();
+            let b = set.run_on(1, |ctx| async move { (ctx.id, std::thread::current().id()) }).await.unwrap();
+            (a, b)
+        });
+        assert_eq!((ids.0 .0, ids.1 .0), (0, 1));
+        assert_ne!(ids.0 .1, ids.1 .1);
+        let missing = rt
+            .block_on(async { set.spawn_on_partition((Uuid::nil(), 0), |_p| async {}).await.unwrap().result().await });
+        assert!(matches!(missing, Err(ShardError::NoPartition(_))));
+        drop(set);
+        threads.into_iter().for_each(|t| t.join().unwrap());
+    }
+}
