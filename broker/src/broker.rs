@@ -94,7 +94,8 @@ impl Broker {
                 let tp = (topic.meta.id, p);
                 if self.shards.owner(&tp) == ctx.id {
                     let dir = partition_dir(&self.config.data_dir, &topic.meta.name, p);
-                    ctx.insert(tp, Partition::open(&dir, topic.settings.log_config()).await?);
+                    let config = topic.settings.log_config(self.config.fsync);
+                    ctx.insert(tp, Partition::open(&dir, config, ctx.ring.clone()).await?);
                 }
             }
         }
@@ -136,12 +137,12 @@ impl Broker {
         for p in 0..partitions {
             let tp = (topic.meta.id, p);
             let dir = partition_dir(&self.config.data_dir, name, p);
-            let config = topic.settings.log_config();
+            let config = topic.settings.log_config(self.config.fsync);
             let owner = self.shards.owner(&tp);
             let started = self
                 .shards
                 .spawn_on(owner, move |ctx| async move {
-                    ctx.insert(tp, Partition::open(&dir, config).await?);
+                    ctx.insert(tp, Partition::open(&dir, config, ctx.ring.clone()).await?);
                     Ok::<_, BrokerError>(())
                 })
                 .await;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
+use sluice_storage::FsyncPolicy;
 
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about = "A Kafka-compatible streaming broker")]
@@ -54,6 +55,11 @@ pub struct ServeArgs {
     /// partitions and connections [default: the number of cores].
     #[arg(long, env = "SLUICE_SHARDS", value_name = "N")]
     pub shards: Option<usize>,
+    /// When produce with acks=1/-1 is answered: after a shared fdatasync
+    /// (batch: group commit), after its own fdatasync (always), or once in
+    /// the page cache (never) [default: batch].
+    #[arg(long, env = "SLUICE_FSYNC", value_name = "never|batch|always")]
+    pub fsync: Option<String>,
 }
 
 /// The same settings as read from a TOML file (kebab-case keys).
@@ -68,6 +74,7 @@ struct FileSettings {
     num_partitions: Option<i32>,
     log_level: Option<String>,
     shards: Option<usize>,
+    fsync: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +89,7 @@ pub struct Config {
     pub num_partitions: i32,
     pub log_level: String,
     pub shards: usize,
+    pub fsync: FsyncPolicy,
     pub max_request_bytes: usize,
 }
 
@@ -119,6 +127,12 @@ impl Config {
         if !(1..=MAX_SHARDS).contains(&shards) {
             return Err(format!("invalid shards {shards}: must be between 1 and {MAX_SHARDS}"));
         }
+        let fsync = match args.fsync.or(file.fsync).as_deref() {
+            None | Some("batch") => FsyncPolicy::Batch,
+            Some("always") => FsyncPolicy::Always,
+            Some("never") => FsyncPolicy::Never,
+            Some(other) => return Err(format!("invalid fsync '{other}': expected never, batch or always")),
+        };
         let log_level = args.log_level.or(file.log_level).unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&log_level)
             .map_err(|e| format!("invalid log-level '{log_level}': {e}"))?;
@@ -132,6 +146,7 @@ impl Config {
             num_partitions,
             log_level,
             shards,
+            fsync,
             max_request_bytes: sluice_protocol::frame::DEFAULT_MAX_REQUEST_BYTES,
         })
     }

@@ -172,7 +172,13 @@ impl ShardThread {
 
     async fn serve(self) {
         let ShardThread { id, broker, queue, listener, shutdown, drained, ready } = self;
-        let ctx = ShardContext::new(id);
+        let ctx = match ShardContext::new(id) {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                let _ = ready.send(Err(format!("shard {id}: cannot create its io_uring instance: {e}")));
+                return;
+            }
+        };
         ctx.install();
         let jobs = tokio::task::spawn_local(queue.serve(ctx.clone()));
         if let Err(e) = broker.open_local_partitions(&ctx).await {

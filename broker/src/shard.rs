@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 
-use sluice_storage::Partition;
+use sluice_storage::{Partition, Ring};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -38,12 +38,16 @@ pub enum ShardError {
 /// What one shard owns. Lives only on its thread.
 pub struct ShardContext {
     pub id: usize,
+    /// This shard's io_uring instance: all partition I/O goes through it.
+    pub ring: Rc<Ring>,
     partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
 }
 
 impl ShardContext {
-    pub fn new(id: usize) -> Rc<Self> {
-        Rc::new(Self { id, partitions: RefCell::new(HashMap::new()) })
+    /// Creates the shard's state and its ring; call on the shard's thread,
+    /// inside its `LocalSet`.
+    pub fn new(id: usize) -> std::io::Result<Rc<Self>> {
+        Ok(Rc::new(Self { id, ring: Ring::new()?, partitions: RefCell::new(HashMap::new()) }))
     }
 
     /// Makes this the calling thread's shard (once, at thread start).
@@ -241,7 +245,7 @@ mod tests {
                     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                     let local = tokio::task::LocalSet::new();
                     local.block_on(&rt, async move {
-                        let ctx = ShardContext::new(id);
+                        let ctx = ShardContext::new(id).unwrap();
                         ctx.install();
                         q.serve(ctx).await;
                     });

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use sluice_storage::LogConfig;
+use sluice_storage::{FsyncPolicy, LogConfig};
 
 /// How a config value must look.
 #[derive(Debug, Clone, Copy)]
@@ -130,8 +130,8 @@ impl TopicSettings {
         }
     }
 
-    pub fn log_config(&self) -> LogConfig {
-        LogConfig { segment_bytes: self.segment_bytes, index_interval_bytes: self.index_interval_bytes.max(1) }
+    pub fn log_config(&self, fsync: FsyncPolicy) -> LogConfig {
+        LogConfig { segment_bytes: self.segment_bytes, index_interval_bytes: self.index_interval_bytes.max(1), fsync }
     }
 }
 

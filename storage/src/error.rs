@@ -15,6 +15,8 @@ pub enum StorageError {
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
     #[error("batch rejected: {0}")]
     InvalidBatch(&'static str),
+    #[error("partition unavailable: {0}")]
+    Unavailable(&'static str),
 }
 
 impl StorageError {

@@ -5,8 +5,8 @@
 //! recovery rebuilds them from the log whenever they cannot be trusted.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::error::StorageError;
 
@@ -57,9 +57,16 @@ impl Entry for TimeEntry {
     }
 }
 
+/// A write the caller must perform (through the ring) to persist a change.
+pub struct PendingWrite {
+    pub file: Rc<File>,
+    pub bytes: Vec<u8>,
+    pub position: u64,
+}
+
 pub struct Index<E: Entry> {
     path: PathBuf,
-    file: File,
+    file: Rc<File>,
     entries: Vec<E>,
 }
 
@@ -76,8 +83,7 @@ impl<E: Entry> Index<E> {
             return Ok(None);
         }
         let entries = bytes.chunks_exact(E::SIZE).map(E::decode).collect();
-        let file = open_append(path)?;
-        Ok(Some(Self { path: path.to_owned(), file, entries }))
+        Ok(Some(Self { path: path.to_owned(), file: open_rw(path)?, entries }))
     }
 
     /// Writes a fresh index file holding exactly `entries`.
@@ -85,16 +91,23 @@ impl<E: Entry> Index<E> {
         let mut buf = Vec::with_capacity(entries.len() * E::SIZE);
         entries.iter().for_each(|e| e.encode(&mut buf));
         std::fs::write(path, &buf).map_err(StorageError::io("write index", path))?;
-        let file = open_append(path)?;
-        Ok(Self { path: path.to_owned(), file, entries })
+        Ok(Self { path: path.to_owned(), file: open_rw(path)?, entries })
     }
 
-    pub fn append(&mut self, entry: E) -> Result<(), StorageError> {
-        let mut buf = Vec::with_capacity(E::SIZE);
-        entry.encode(&mut buf);
-        self.file.write_all(&buf).map_err(StorageError::io("append index", &self.path))?;
+    /// Adds an entry in memory and returns the file write that persists it.
+    pub fn push(&mut self, entry: E) -> PendingWrite {
+        let position = (self.entries.len() * E::SIZE) as u64;
+        let mut bytes = Vec::with_capacity(E::SIZE);
+        entry.encode(&mut bytes);
         self.entries.push(entry);
-        Ok(())
+        PendingWrite { file: self.file.clone(), bytes, position }
+    }
+
+    /// Drops entries from the first one `keep` rejects, in memory and on disk.
+    pub fn truncate_where(&mut self, keep: impl Fn(&E) -> bool) -> Result<(), StorageError> {
+        let n = self.entries.iter().position(|e| !keep(e)).unwrap_or(self.entries.len());
+        self.entries.truncate(n);
+        self.file.set_len((n * E::SIZE) as u64).map_err(StorageError::io("truncate index", &self.path))
     }
 
     pub fn entries(&self) -> &[E] {
@@ -112,11 +125,12 @@ impl<E: Entry> Index<E> {
         n.checked_sub(1).map(|i| &self.entries[i])
     }
 
-    pub fn sync(&self) -> Result<(), StorageError> {
-        self.file.sync_data().map_err(StorageError::io("fsync index", &self.path))
+    pub fn file(&self) -> &Rc<File> {
+        &self.file
     }
 }
 
-fn open_append(path: &Path) -> Result<File, StorageError> {
-    OpenOptions::new().append(true).open(path).map_err(StorageError::io("open index", path))
+fn open_rw(path: &Path) -> Result<Rc<File>, StorageError> {
+    let file = OpenOptions::new().read(true).write(true).open(path).map_err(StorageError::io("open index", path))?;
+    Ok(Rc::new(file))
 }

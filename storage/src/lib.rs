@@ -9,8 +9,10 @@ mod index;
 mod log;
 mod partition;
 mod segment;
+mod uring;
 
 pub use batch::{StoredBatch, BATCH_HEADER_LEN};
 pub use error::StorageError;
-pub use log::{AppendInfo, LogConfig, PartitionLog, ReadResult};
+pub use log::{AppendInfo, FsyncPolicy, LogConfig, PartitionLog, ReadResult};
 pub use partition::{LogOffsets, Partition};
+pub use uring::Ring;

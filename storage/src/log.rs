@@ -1,12 +1,30 @@
-//! `PartitionLog`: the ordered segments of one partition, offset assignment,
-//! reads by offset and by timestamp, and crash recovery on open.
+//! `PartitionLog`: the ordered segments of one partition and the state of
+//! its writes — offsets reserved, writes in flight, the visible prefix that
+//! readers may see — plus crash recovery on open. It performs no data I/O
+//! on the append and fetch paths itself: it plans writes and reads that
+//! [`crate::Partition`] carries out through the shard's io_uring ring.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::batch::{set_base_offset, StoredBatch};
 use crate::error::StorageError;
+use crate::index::PendingWrite;
 use crate::segment::Segment;
+
+/// When appends become durable, as the broker's `--fsync` setting says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsyncPolicy {
+    /// Acknowledge once written to the page cache; the OS flushes later.
+    Never,
+    /// Acknowledge after an fdatasync that may cover many appends (group commit).
+    #[default]
+    Batch,
+    /// Acknowledge after an fdatasync issued for this append alone.
+    Always,
+}
 
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -14,11 +32,12 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     /// Bytes of log between sparse index entries.
     pub index_interval_bytes: usize,
+    pub fsync: FsyncPolicy,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { segment_bytes: 1 << 30, index_interval_bytes: 4096 }
+        Self { segment_bytes: 1 << 30, index_interval_bytes: 4096, fsync: FsyncPolicy::default() }
     }
 }
 
@@ -36,10 +55,56 @@ pub struct ReadResult {
     pub bytes: Vec<u8>,
 }
 
+/// An append whose offsets and file space are reserved: the caller writes
+/// `bytes`-to-be at `position` of `file`, performs `index_writes`, then
+/// reports the outcome with [`PartitionLog::complete`].
+pub struct Reservation {
+    pub ticket: u64,
+    pub info: AppendInfo,
+    pub file: Rc<File>,
+    pub position: u64,
+    pub index_writes: Vec<PendingWrite>,
+}
+
+/// A fetch read to perform: scan batch headers in `file` from `start` for
+/// the batch holding `offset`, never past `limit`.
+pub struct ReadPlan {
+    pub file: Rc<File>,
+    pub start: u64,
+    pub limit: u64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteState {
+    InFlight,
+    Done,
+    Failed,
+}
+
+struct Inflight {
+    ticket: u64,
+    segment: i64,
+    end_position: u64,
+    end_offset: i64,
+    state: WriteState,
+}
+
 pub struct PartitionLog {
     dir: PathBuf,
     config: LogConfig,
     segments: BTreeMap<i64, Segment>,
+    inflight: VecDeque<Inflight>,
+    next_ticket: u64,
+    /// Offsets below this are written and may be read (the high watermark
+    /// on a one-node broker).
+    visible_offset: i64,
+    /// Set when a write failed: appends are refused until the writes in
+    /// flight drain and the log is cut back to its visible prefix.
+    failed: bool,
+    /// Files of rolled segments, and the directory, awaiting an fsync,
+    /// each with the offset below which it holds all its data.
+    unsynced: Vec<(Rc<File>, i64)>,
 }
 
 impl PartitionLog {
@@ -60,19 +125,45 @@ impl PartitionLog {
             let active = i + 1 == bases.len();
             segments.insert(base, Segment::open(dir, base, config.index_interval_bytes, active)?);
         }
+        let mut unsynced = Vec::new();
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, config.index_interval_bytes)?);
+            unsynced.push((open_dir(dir)?, 0));
         }
-        Ok(Self { dir: dir.to_owned(), config, segments })
+        let visible_offset = segments.values().next_back().map_or(0, Segment::next_offset);
+        Ok(Self {
+            dir: dir.to_owned(),
+            config,
+            segments,
+            inflight: VecDeque::new(),
+            next_ticket: 0,
+            visible_offset,
+            failed: false,
+            unsynced,
+        })
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
     }
 
     fn active(&self) -> &Segment {
         self.segments.values().next_back().expect("a log always has an active segment")
     }
 
-    /// The offset the next appended record gets (log end offset).
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a log always has an active segment")
+    }
+
+    /// The offset the next appended record gets (log end offset, counting
+    /// appends still being written).
     pub fn next_offset(&self) -> i64 {
         self.active().next_offset()
+    }
+
+    /// Everything below this offset is written and readable.
+    pub fn visible_offset(&self) -> i64 {
+        self.visible_offset
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -83,9 +174,13 @@ impl PartitionLog {
         self.segments.values().map(Segment::size).sum()
     }
 
-    /// Appends one validated batch, assigning its offsets by rewriting
-    /// `baseOffset` in place; every other byte is stored as given.
-    pub fn append(&mut self, batch: &mut [u8]) -> Result<AppendInfo, StorageError> {
+    /// Reserves offsets and file space for one validated batch, assigning
+    /// its offsets by rewriting `baseOffset` in place; every other byte is
+    /// stored as given.
+    pub fn reserve(&mut self, batch: &mut [u8]) -> Result<Reservation, StorageError> {
+        if self.failed {
+            return Err(StorageError::Unavailable("an earlier write failed; waiting for writes in flight"));
+        }
         let base_offset = self.next_offset();
         let Some(mut info) = StoredBatch::parse(batch) else {
             return Err(StorageError::InvalidBatch("not a RecordBatch v2"));
@@ -96,69 +191,131 @@ impl PartitionLog {
         let active = self.active();
         let relative_last = info.last_offset() - info.base_offset + base_offset - active.base_offset;
         let full = active.size() > 0 && active.size() + batch.len() as u64 > self.config.segment_bytes;
+        let mut index_writes = Vec::new();
         if full || relative_last > i64::from(i32::MAX) {
-            self.roll(base_offset)?;
+            index_writes.extend(self.roll(base_offset)?);
         }
         set_base_offset(batch, base_offset);
         info.base_offset = base_offset;
-        let active = self.segments.values_mut().next_back().expect("a log always has an active segment");
-        active.append(batch, &info)?;
-        Ok(AppendInfo { base_offset, last_offset: info.last_offset() })
+        let active = self.active_mut();
+        let (position, writes) = active.reserve(batch.len() as u64, &info);
+        index_writes.extend(writes);
+        let (segment, file) = (active.base_offset, active.log_file().clone());
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.inflight.push_back(Inflight {
+            ticket,
+            segment,
+            end_position: position + batch.len() as u64,
+            end_offset: info.next_offset(),
+            state: WriteState::InFlight,
+        });
+        Ok(Reservation {
+            ticket,
+            info: AppendInfo { base_offset, last_offset: info.last_offset() },
+            file,
+            position,
+            index_writes,
+        })
     }
 
-    fn roll(&mut self, base_offset: i64) -> Result<(), StorageError> {
-        if let Some(old) = self.segments.values_mut().next_back() {
-            old.seal()?;
-        }
+    fn roll(&mut self, base_offset: i64) -> Result<Vec<PendingWrite>, StorageError> {
+        let old = self.active_mut();
+        let seal = old.seal();
+        let files = old.files();
+        self.unsynced.extend(files.into_iter().map(|f| (f, base_offset)));
         let seg = Segment::create(&self.dir, base_offset, self.config.index_interval_bytes)?;
         self.segments.insert(base_offset, seg);
+        self.unsynced.push((open_dir(&self.dir)?, base_offset));
+        Ok(seal.into_iter().collect())
+    }
+
+    /// Records how a reserved append's writes went. Completed writes become
+    /// visible in offset order: a write that finished early waits for those
+    /// before it. Returns whether the visible offset moved.
+    pub fn complete(&mut self, ticket: u64, ok: bool) -> Result<bool, StorageError> {
+        if let Some(w) = self.inflight.iter_mut().find(|w| w.ticket == ticket) {
+            w.state = if ok { WriteState::Done } else { WriteState::Failed };
+        }
+        if !ok {
+            self.failed = true;
+        }
+        let mut advanced = false;
+        while let Some(front) = self.inflight.front() {
+            match front.state {
+                WriteState::Done => {
+                    let w = self.inflight.pop_front().expect("front exists");
+                    if let Some(seg) = self.segments.get_mut(&w.segment) {
+                        seg.set_visible(w.end_position);
+                    }
+                    self.visible_offset = w.end_offset;
+                    advanced = true;
+                }
+                WriteState::Failed if self.inflight.iter().all(|w| w.state != WriteState::InFlight) => {
+                    self.inflight.clear();
+                    self.roll_back_to_visible()?;
+                    break;
+                }
+                _ => break,
+            }
+        }
+        Ok(advanced)
+    }
+
+    /// After a failed write: forget every reserved-but-unwritten append so
+    /// no partial batch can ever be read, and accept appends again.
+    fn roll_back_to_visible(&mut self) -> Result<(), StorageError> {
+        let visible = self.visible_offset;
+        let doomed: Vec<i64> = self.segments.range(visible + 1..).map(|(b, _)| *b).collect();
+        for base in doomed {
+            if self.segments.len() > 1 {
+                if let Some(seg) = self.segments.remove(&base) {
+                    seg.remove_files(&self.dir);
+                }
+            }
+        }
+        let active = self.active_mut();
+        let size = active.visible_size();
+        active.truncate_to(size, visible.max(active.base_offset))?;
+        self.failed = false;
+        tracing::warn!(dir = %self.dir.display(), next_offset = visible, "rolled the log back to its last complete write");
         Ok(())
     }
 
-    /// Reads from the batch containing `offset`, returning at most
-    /// `max_bytes` — unless `min_one` and the first batch alone is larger,
-    /// then all of it, as Kafka does (KIP-74) so a consumer always makes
-    /// progress. Never returns data at or beyond `upper_bound` (the high
-    /// watermark for consumers).
-    pub fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        upper_bound: i64,
-        min_one: bool,
-    ) -> Result<ReadResult, StorageError> {
-        let end = self.next_offset();
-        if offset < self.log_start_offset() || offset > end {
-            return Err(StorageError::OffsetOutOfRange { offset, start: self.log_start_offset(), end });
+    /// Plans a fetch read from `offset` (see [`crate::Partition::read`]):
+    /// `None` when there is nothing to read yet.
+    pub fn plan_read(&self, offset: i64) -> Result<Option<ReadPlan>, StorageError> {
+        let (start, end) = (self.log_start_offset(), self.visible_offset);
+        if offset < start || offset > end {
+            return Err(StorageError::OffsetOutOfRange { offset, start, end });
         }
-        let upper_bound = upper_bound.min(end);
-        if offset >= upper_bound {
-            return Ok(ReadResult { bytes: Vec::new() });
+        if offset == end {
+            return Ok(None);
         }
         // The segment holding `offset`: the last one whose base is <= offset,
-        // skipping forward past any segment that ends before it.
-        let mut candidates = self
+        // or the next non-empty one if that one ends before it.
+        let candidates = self
             .segments
             .range(..=offset)
             .next_back()
             .map(|(_, s)| s)
             .into_iter()
             .chain(self.segments.range(offset + 1..).map(|(_, s)| s));
-        let (seg, position, first) = loop {
-            let Some(seg) = candidates.next() else { return Ok(ReadResult { bytes: Vec::new() }) };
-            if let Some((position, batch)) = seg.find_offset(offset)? {
-                break (seg, position, batch);
+        for seg in candidates {
+            if seg.visible_size() > 0 && seg.next_offset() > offset {
+                return Ok(Some(ReadPlan {
+                    file: seg.log_file().clone(),
+                    start: seg.floor_position(offset),
+                    limit: seg.visible_size(),
+                    offset,
+                }));
             }
-        };
-        // Batches are appended whole, so the bound always falls on a batch start.
-        let limit = seg.find_offset(upper_bound)?.map_or(seg.size(), |(pos, _)| pos);
-        let want = if min_one { (max_bytes as u64).max(u64::from(first.size)) } else { max_bytes as u64 };
-        let len = want.min(limit.saturating_sub(position));
-        Ok(ReadResult { bytes: seg.read(position, len)? })
+        }
+        Ok(None)
     }
 
     /// The first batch with a record timestamp at or after `timestamp`,
-    /// as (bytes of that batch). `None` if every record is older.
+    /// as its bytes. `None` if every record is older.
     pub fn find_by_timestamp(&self, timestamp: i64) -> Result<Option<Vec<u8>>, StorageError> {
         for seg in self.segments.values() {
             if seg.max_timestamp().is_some_and(|(ts, _)| ts >= timestamp) {
@@ -189,8 +346,22 @@ impl PartitionLog {
         }
     }
 
-    /// Makes everything appended so far durable (fdatasync).
-    pub fn flush(&self) -> Result<(), StorageError> {
-        self.active().sync()
+    /// What one fsync round must cover to make everything visible now
+    /// durable: the active segment's log plus rolled segments' files and
+    /// the directory. Returns the files and the offset they make durable.
+    pub fn sync_plan(&self) -> (Vec<Rc<File>>, i64) {
+        let mut files: Vec<_> = self.unsynced.iter().map(|(f, _)| f.clone()).collect();
+        files.push(self.active().log_file().clone());
+        (files, self.visible_offset)
     }
+
+    /// After a sync round for `target` succeeded: files whose data all lies
+    /// below it need no further fsync.
+    pub fn mark_synced(&mut self, target: i64) {
+        self.unsynced.retain(|(_, end)| *end > target);
+    }
+}
+
+fn open_dir(dir: &Path) -> Result<Rc<File>, StorageError> {
+    File::open(dir).map(Rc::new).map_err(StorageError::io("open partition dir", dir))
 }

@@ -1,16 +1,39 @@
 //! `Partition`: the shard-local, async face of one partition's log. It is
 //! owned by exactly one shard thread (`!Send`), so no lock guards it; the
-//! broker reaches a partition only through its owner shard.
+//! broker reaches a partition only through its owner shard. Data writes,
+//! fetch reads and fsyncs go through the shard's io_uring ring.
+//!
+//! Durability (`FsyncPolicy::Batch`, the default) is group commit: an
+//! append waits until its bytes are visible, then either joins the fsync
+//! already in flight or, if none is, issues one covering every append
+//! visible so far. Because visibility is in offset order and each fsync
+//! covers a prefix, a later append is never durable before an earlier one.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
+use tokio::sync::Notify;
+
+use crate::batch::{StoredBatch, BATCH_HEADER_LEN};
 use crate::error::StorageError;
-use crate::log::{AppendInfo, LogConfig, PartitionLog, ReadResult};
+use crate::log::{AppendInfo, FsyncPolicy, LogConfig, PartitionLog, ReadPlan, ReadResult};
+use crate::uring::Ring;
+
+/// Extra bytes read past the index floor so one read usually finds the
+/// target batch and its data together.
+const SCAN_SLACK: usize = 16 * 1024;
 
 pub struct Partition {
     dir: PathBuf,
+    ring: Rc<Ring>,
     log: RefCell<PartitionLog>,
+    /// Offsets below this are durable (fdatasync done).
+    durable: Cell<i64>,
+    syncing: Cell<bool>,
+    sync_rounds: Cell<u64>,
+    /// Fired when the visible offset moves or a sync round ends.
+    progress: Notify,
 }
 
 /// Offsets a reader sees alongside the bytes it read.
@@ -22,33 +45,157 @@ pub struct LogOffsets {
 
 impl Partition {
     /// Opens (and recovers) the log in `dir`.
-    pub async fn open(dir: &Path, config: LogConfig) -> Result<Self, StorageError> {
+    pub async fn open(dir: &Path, config: LogConfig, ring: Rc<Ring>) -> Result<Self, StorageError> {
         let log = PartitionLog::open(dir, config)?;
-        Ok(Self { dir: dir.to_owned(), log: RefCell::new(log) })
+        let durable = log.visible_offset();
+        Ok(Self {
+            dir: dir.to_owned(),
+            ring,
+            log: RefCell::new(log),
+            durable: Cell::new(durable),
+            syncing: Cell::new(false),
+            sync_rounds: Cell::new(0),
+            progress: Notify::new(),
+        })
     }
 
     pub fn offsets(&self) -> LogOffsets {
         let log = self.log.borrow();
-        LogOffsets { log_start_offset: log.log_start_offset(), high_watermark: log.next_offset() }
+        LogOffsets { log_start_offset: log.log_start_offset(), high_watermark: log.visible_offset() }
     }
 
-    /// Appends one validated batch; resolves once it is stored.
+    /// Offsets below this are durable (fdatasync done).
+    pub fn durable_offset(&self) -> i64 {
+        self.durable.get()
+    }
+
+    /// fsync rounds issued so far: with group commit, far fewer than appends.
+    pub fn sync_rounds(&self) -> u64 {
+        self.sync_rounds.get()
+    }
+
+    /// Appends one validated batch; resolves once it is written and, per
+    /// the fsync policy, durable. No partial batch ever becomes visible: a
+    /// failed write rolls the log back to its last complete batch.
     pub async fn append(&self, mut batch: Vec<u8>) -> Result<(AppendInfo, LogOffsets), StorageError> {
-        let info = self.log.borrow_mut().append(&mut batch)?;
-        Ok((info, self.offsets()))
+        let reservation = self.log.borrow_mut().reserve(&mut batch)?;
+        let data = self.ring.write_all_at(&reservation.file, batch, reservation.position);
+        let indexes: Vec<_> = reservation
+            .index_writes
+            .into_iter()
+            .map(|w| async move { self.ring.write_all_at(&w.file, w.bytes, w.position).await })
+            .collect();
+        let mut outcome = data.await;
+        for index in indexes {
+            let written = index.await;
+            if outcome.is_ok() {
+                outcome = written;
+            }
+        }
+        let advanced = self.log.borrow_mut().complete(reservation.ticket, outcome.is_ok())?;
+        if advanced {
+            self.progress.notify_waiters();
+        }
+        outcome.map_err(|e| StorageError::Io { op: "append", path: self.dir.clone(), source: e })?;
+        let end = reservation.info.last_offset + 1;
+        let policy = self.log.borrow().config().fsync;
+        match policy {
+            FsyncPolicy::Never => {}
+            FsyncPolicy::Batch => self.wait_durable(end, true).await?,
+            FsyncPolicy::Always => self.wait_durable(end, false).await?,
+        }
+        Ok((reservation.info, self.offsets()))
     }
 
-    /// Reads committed data from `offset` (see [`PartitionLog::read`]).
+    /// Waits until everything below `end` is durable. With `share`, an fsync
+    /// already in flight or one started by another append may cover it.
+    async fn wait_durable(&self, end: i64, share: bool) -> Result<(), StorageError> {
+        loop {
+            let progressed = self.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            if self.durable.get() >= end {
+                return Ok(());
+            }
+            let visible = self.log.borrow().visible_offset();
+            if visible < end || (share && self.syncing.get()) {
+                // An earlier append is still being written, or a sync round
+                // is running; either way, check again when it moves.
+                progressed.await;
+                continue;
+            }
+            if !share {
+                return self.sync_round().await;
+            }
+            self.sync_round().await?;
+        }
+    }
+
+    /// One fsync round covering everything visible when it starts.
+    async fn sync_round(&self) -> Result<(), StorageError> {
+        self.syncing.set(true);
+        self.sync_rounds.set(self.sync_rounds.get() + 1);
+        let (files, target) = self.log.borrow().sync_plan();
+        let syncs: Vec<_> = files.iter().map(|f| self.ring.fdatasync(f)).collect();
+        let mut outcome = Ok(());
+        for sync in syncs {
+            if let Err(e) = sync.await {
+                outcome = Err(StorageError::Io { op: "fdatasync", path: self.dir.clone(), source: e });
+            }
+        }
+        if outcome.is_ok() {
+            self.log.borrow_mut().mark_synced(target);
+            self.durable.set(self.durable.get().max(target));
+        }
+        self.syncing.set(false);
+        self.progress.notify_waiters();
+        outcome
+    }
+
+    /// Reads visible data from `offset` through the ring, returning at most
+    /// `max_bytes` — unless `min_one` and the first batch alone is larger,
+    /// then all of it, as Kafka does (KIP-74) so a consumer always makes
+    /// progress. Like Kafka, the tail may be a partial batch.
     pub async fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one: bool,
     ) -> Result<(ReadResult, LogOffsets), StorageError> {
-        let log = self.log.borrow();
-        let result = log.read(offset, max_bytes, log.next_offset(), min_one)?;
-        drop(log);
-        Ok((result, self.offsets()))
+        let plan = self.log.borrow().plan_read(offset)?;
+        let bytes = match plan {
+            Some(plan) => self.read_planned(plan, max_bytes, min_one).await?,
+            None => Vec::new(),
+        };
+        Ok((ReadResult { bytes }, self.offsets()))
+    }
+
+    async fn read_planned(&self, plan: ReadPlan, max_bytes: usize, min_one: bool) -> Result<Vec<u8>, StorageError> {
+        let io = |e| StorageError::Io { op: "read", path: self.dir.clone(), source: e };
+        let mut position = plan.start;
+        loop {
+            let window =
+                (plan.limit.saturating_sub(position) as usize).min(max_bytes.max(BATCH_HEADER_LEN) + SCAN_SLACK);
+            if window < BATCH_HEADER_LEN {
+                return Ok(Vec::new());
+            }
+            let buf = self.ring.read_at(&plan.file, window, position).await.map_err(io)?;
+            match locate(&buf, plan.offset) {
+                Located::Found { at, batch } => {
+                    let want = if min_one { max_bytes.max(batch.size as usize) } else { max_bytes };
+                    let start = position + at as u64;
+                    let len = (want as u64).min(plan.limit - start) as usize;
+                    if at + len <= buf.len() {
+                        return Ok(buf[at..at + len].to_vec());
+                    }
+                    return self.ring.read_at(&plan.file, len, start).await.map_err(io);
+                }
+                Located::Skip(n) if n > 0 => position += n as u64,
+                Located::Skip(_) | Located::Corrupt => {
+                    return Err(StorageError::InvalidBatch("unreadable batch header inside a recovered segment"))
+                }
+            }
+        }
     }
 
     pub async fn find_by_timestamp(&self, timestamp: i64) -> Result<Option<Vec<u8>>, StorageError> {
@@ -59,13 +206,38 @@ impl Partition {
         self.log.borrow().find_max_timestamp()
     }
 
-    /// Makes everything appended so far durable.
+    /// Makes everything visible so far durable, whatever the policy.
     pub async fn flush(&self) -> Result<(), StorageError> {
-        self.log.borrow().flush()
+        let end = self.log.borrow().visible_offset();
+        self.wait_durable(end, true).await
     }
 
     /// Removes the partition's files; in-flight operations finish on the open files.
     pub async fn delete(&self) -> Result<(), StorageError> {
         std::fs::remove_dir_all(&self.dir).map_err(StorageError::io("delete partition dir", &self.dir))
     }
+}
+
+enum Located {
+    /// The batch holding the offset starts `at` bytes into the buffer.
+    Found {
+        at: usize,
+        batch: StoredBatch,
+    },
+    /// Not in this buffer: continue this many bytes further on.
+    Skip(usize),
+    Corrupt,
+}
+
+/// Walks batch headers in `buf` for the batch that holds `offset`.
+fn locate(buf: &[u8], offset: i64) -> Located {
+    let mut at = 0usize;
+    while at + BATCH_HEADER_LEN <= buf.len() {
+        let Some(batch) = StoredBatch::parse(&buf[at..]) else { return Located::Corrupt };
+        if batch.last_offset() >= offset {
+            return Located::Found { at, batch };
+        }
+        at += batch.size as usize;
+    }
+    Located::Skip(at)
 }

@@ -5,10 +5,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::batch::{StoredBatch, BATCH_HEADER_LEN};
 use crate::error::StorageError;
-use crate::index::{Index, OffsetEntry, TimeEntry};
+use crate::index::{Index, OffsetEntry, PendingWrite, TimeEntry};
 
 pub fn file_name(base_offset: i64, ext: &str) -> String {
     format!("{base_offset:020}.{ext}")
@@ -65,9 +66,12 @@ impl Indexer {
 pub struct Segment {
     pub base_offset: i64,
     path: PathBuf,
-    log: File,
+    log: Rc<File>,
+    /// Bytes reserved by appends, written or still in flight.
     size: u64,
-    /// One past the last offset stored here (`base_offset` when empty).
+    /// Bytes readers may see: every write below this has completed.
+    visible_size: u64,
+    /// One past the last offset reserved here (`base_offset` when empty).
     next_offset: i64,
     offsets: Index<OffsetEntry>,
     times: Index<TimeEntry>,
@@ -98,8 +102,9 @@ impl Segment {
         Ok(Self {
             base_offset,
             path,
-            log,
+            log: Rc::new(log),
             size: 0,
+            visible_size: 0,
             next_offset: base_offset,
             offsets,
             times,
@@ -129,8 +134,17 @@ impl Segment {
                     has_entries: !offsets.entries().is_empty(),
                     ..Indexer::new(base_offset, index_interval)
                 };
-                let mut seg =
-                    Self { base_offset, path, log, size: file_len, next_offset: base_offset, offsets, times, indexer };
+                let mut seg = Self {
+                    base_offset,
+                    path,
+                    log: Rc::new(log),
+                    size: file_len,
+                    visible_size: file_len,
+                    next_offset: base_offset,
+                    offsets,
+                    times,
+                    indexer,
+                };
                 seg.next_offset = seg.last_batch_from_index()?.map_or(base_offset, |b| b.next_offset());
                 return Ok(seg);
             }
@@ -150,8 +164,9 @@ impl Segment {
         Ok(Self {
             base_offset,
             path,
-            log,
+            log: Rc::new(log),
             size: scan.valid_end,
+            visible_size: scan.valid_end,
             next_offset: scan.next_offset,
             offsets: Index::create(&index_path, scan.offsets)?,
             times: Index::create(&time_path, scan.times)?,
@@ -171,29 +186,58 @@ impl Segment {
         self.indexer.max_timestamp
     }
 
-    /// Appends one batch (its base offset already set). On a failed write the
-    /// file is cut back so no partial batch can ever be read.
-    pub fn append(&mut self, bytes: &[u8], batch: &StoredBatch) -> Result<(), StorageError> {
+    /// Reserves room for one batch (its base offset already set) and
+    /// records it in the in-memory indexes. Returns where to write it and
+    /// the index-file writes that go with it; the caller performs them.
+    pub fn reserve(&mut self, len: u64, batch: &StoredBatch) -> (u64, Vec<PendingWrite>) {
         let position = self.size;
-        if let Err(e) = self.log.write_all_at(bytes, position) {
-            let _ = self.log.set_len(position);
-            return Err(StorageError::io("append to segment", &self.path)(e));
-        }
-        self.size += bytes.len() as u64;
+        self.size += len;
         self.next_offset = batch.next_offset();
         let (offset_entry, time_entry) = self.indexer.observe(position, batch);
-        if let Some(e) = offset_entry {
-            self.offsets.append(e)?;
-        }
-        if let Some(e) = time_entry {
-            self.times.append(e)?;
-        }
+        let mut writes = Vec::new();
+        writes.extend(offset_entry.map(|e| self.offsets.push(e)));
+        writes.extend(time_entry.map(|e| self.times.push(e)));
+        (position, writes)
+    }
+
+    pub fn set_visible(&mut self, size: u64) {
+        self.visible_size = size;
+    }
+
+    pub fn visible_size(&self) -> u64 {
+        self.visible_size
+    }
+
+    pub fn log_file(&self) -> &Rc<File> {
+        &self.log
+    }
+
+    /// The position of the last indexed batch that ends before `offset`:
+    /// where a scan for `offset` starts.
+    pub fn floor_position(&self, offset: i64) -> u64 {
+        let rel = offset - self.base_offset;
+        self.offsets.floor(|e| i64::from(e.relative_offset) < rel).map_or(0, |e| u64::from(e.position))
+    }
+
+    /// Cuts the segment back to its first `size` bytes, ending at
+    /// `next_offset`: undoes reserved appends whose writes failed.
+    pub fn truncate_to(&mut self, size: u64, next_offset: i64) -> Result<(), StorageError> {
+        self.log.set_len(size).map_err(StorageError::io("truncate segment", &self.path))?;
+        self.offsets.truncate_where(|e| u64::from(e.position) < size)?;
+        let last = next_offset - 1 - self.base_offset;
+        self.times.truncate_where(|e| i64::from(e.relative_offset) <= last)?;
+        self.size = size;
+        self.visible_size = size;
+        self.next_offset = next_offset;
+        self.indexer.has_entries = !self.offsets.entries().is_empty();
+        self.indexer.bytes_since_entry = 0;
         Ok(())
     }
 
-    /// Reads up to `len` bytes at `position`, clipped to the segment end.
+    /// Reads up to `len` bytes at `position`, clipped to the visible end.
+    /// Synchronous: used only by timestamp lookups, not by Fetch.
     pub fn read(&self, position: u64, len: u64) -> Result<Vec<u8>, StorageError> {
-        let len = len.min(self.size.saturating_sub(position)) as usize;
+        let len = len.min(self.visible_size.saturating_sub(position)) as usize;
         let mut buf = vec![0u8; len];
         self.log.read_exact_at(&mut buf, position).map_err(StorageError::io("read segment", &self.path))?;
         Ok(buf)
@@ -260,22 +304,31 @@ impl Segment {
 
     /// Called when the segment stops being active: records its final max
     /// timestamp in the time index (as Kafka does on roll) so a later open
-    /// can trust the indexes without scanning.
-    pub fn seal(&mut self) -> Result<(), StorageError> {
-        if let Some((timestamp, offset)) = self.indexer.max_timestamp {
-            if self.indexer.last_time_entry.is_none_or(|t| timestamp > t) {
-                self.indexer.last_time_entry = Some(timestamp);
-                let relative_offset = (offset - self.base_offset) as u32;
-                self.times.append(TimeEntry { timestamp, relative_offset })?;
-            }
+    /// can trust the indexes without scanning. Returns that write; the
+    /// segment's files then need one fsync (see [`Segment::files`]).
+    pub fn seal(&mut self) -> Option<PendingWrite> {
+        let (timestamp, offset) = self.indexer.max_timestamp?;
+        if self.indexer.last_time_entry.is_some_and(|t| timestamp <= t) {
+            return None;
         }
-        self.sync()
+        self.indexer.last_time_entry = Some(timestamp);
+        let relative_offset = (offset - self.base_offset) as u32;
+        Some(self.times.push(TimeEntry { timestamp, relative_offset }))
     }
 
-    pub fn sync(&self) -> Result<(), StorageError> {
-        self.log.sync_data().map_err(StorageError::io("fsync segment", &self.path))?;
-        self.offsets.sync()?;
-        self.times.sync()
+    /// Deletes the segment's files (used when rolling back a failed append).
+    pub fn remove_files(self, dir: &Path) {
+        for ext in ["log", "index", "timeindex"] {
+            let path = dir.join(file_name(self.base_offset, ext));
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(file = %path.display(), error = %e, "could not remove segment file");
+            }
+        }
+    }
+
+    /// The log and both index files.
+    pub fn files(&self) -> [Rc<File>; 3] {
+        [self.log.clone(), self.offsets.file().clone(), self.times.file().clone()]
     }
 }
 

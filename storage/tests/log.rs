@@ -1,11 +1,31 @@
-//! Partition log behaviour through the public API: offsets, reads, rolls,
-//! timestamp lookups and recovery from torn or corrupt tails.
+//! Partition log behaviour through the public API, on a shard-like
+//! current-thread runtime with an io_uring ring: offsets, reads, rolls,
+//! timestamp lookups, group commit, and recovery from torn or corrupt tails.
 
 use std::fs::OpenOptions;
+use std::future::Future;
 use std::io::Write;
 use std::path::Path;
+use std::rc::Rc;
 
-use sluice_storage::{LogConfig, PartitionLog, StorageError, BATCH_HEADER_LEN};
+use sluice_storage::{FsyncPolicy, LogConfig, Partition, Ring, StorageError, BATCH_HEADER_LEN};
+
+/// Runs `f` the way a shard does: current-thread runtime, LocalSet, a ring.
+fn shard<F: Future<Output = ()>>(f: impl FnOnce(Rc<Ring>) -> F) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    tokio::task::LocalSet::new().block_on(&rt, async move {
+        let ring = Ring::new().unwrap();
+        f(ring).await
+    });
+}
+
+async fn open(dir: &Path, ring: &Rc<Ring>) -> Partition {
+    Partition::open(dir, small_segments(), ring.clone()).await.unwrap()
+}
+
+async fn read(p: &Partition, offset: i64, max_bytes: usize, min_one: bool) -> Result<Vec<u8>, StorageError> {
+    p.read(offset, max_bytes, min_one).await.map(|(r, _)| r.bytes)
+}
 
 /// A v2 batch of `count` records whose timestamps end at `max_ts`, with a
 /// valid CRC. The record bodies are opaque filler: storage never reads them.
@@ -31,17 +51,19 @@ fn base_offset(bytes: &[u8]) -> i64 {
 }
 
 fn small_segments() -> LogConfig {
-    LogConfig { segment_bytes: 1024, index_interval_bytes: 256 }
+    LogConfig { segment_bytes: 1024, index_interval_bytes: 256, fsync: FsyncPolicy::Batch }
 }
 
-fn fill(dir: &Path, batches: i32) -> Vec<(i64, Vec<u8>)> {
-    let mut log = PartitionLog::open(dir, small_segments()).unwrap();
+/// Appends `batches` batches of 3 records; returns (base offset, stored bytes).
+async fn fill(p: &Partition, batches: i32) -> Vec<(i64, Vec<u8>)> {
     let mut written = Vec::new();
     for i in 0..batches {
         let mut b = batch(3, 1000 + i64::from(i) * 10, 100);
-        let info = log.append(&mut b).unwrap();
+        let (info, offsets) = p.append(b.clone()).await.unwrap();
         assert_eq!(info.base_offset, i64::from(i) * 3);
         assert_eq!(info.last_offset, i64::from(i) * 3 + 2);
+        assert_eq!(offsets.high_watermark, info.last_offset + 1);
+        b[0..8].copy_from_slice(&info.base_offset.to_be_bytes());
         written.push((info.base_offset, b));
     }
     written
@@ -49,89 +71,124 @@ fn fill(dir: &Path, batches: i32) -> Vec<(i64, Vec<u8>)> {
 
 #[test]
 fn assigns_offsets_and_reads_back_every_batch_across_segments() {
-    let dir = tempfile::tempdir().unwrap();
-    let written = fill(dir.path(), 40);
-    let log = PartitionLog::open(dir.path(), small_segments()).unwrap();
-    assert_eq!(log.next_offset(), 120);
-    let segments = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"));
-    assert!(segments.count() > 3, "small segment.bytes must roll");
-    for (base, bytes) in &written {
-        for offset in *base..*base + 3 {
-            let read = log.read(offset, 1, i64::MAX, true).unwrap();
-            assert_eq!(&read.bytes, bytes, "offset {offset}: the whole containing batch, as stored");
+    shard(|ring| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let written = fill(&open(dir.path(), &ring).await, 40).await;
+        let p = open(dir.path(), &ring).await;
+        assert_eq!(p.offsets().high_watermark, 120);
+        let segments = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"));
+        assert!(segments.count() > 3, "small segment.bytes must roll");
+        for (base, bytes) in &written {
+            for offset in *base..*base + 3 {
+                assert_eq!(&read(&p, offset, 1, true).await.unwrap(), bytes, "offset {offset}: the containing batch");
+            }
         }
-    }
-    // A large max_bytes stops at the end of the segment and never beyond the bound.
-    let read = log.read(0, 1 << 20, 6, true).unwrap();
-    assert_eq!(read.bytes.len(), written[0].1.len() + written[1].1.len());
-    assert!(log.read(120, 100, i64::MAX, true).unwrap().bytes.is_empty());
-    assert_eq!(log.read(0, 10, i64::MAX, false).unwrap().bytes.len(), 10, "without min_one the limit is hard");
-    assert!(matches!(log.read(121, 100, i64::MAX, true), Err(StorageError::OffsetOutOfRange { .. })));
+        // A large max_bytes stops at the end of the segment.
+        let first_segment = read(&p, 0, 1 << 20, true).await.unwrap();
+        assert_eq!(first_segment.len() % written[0].1.len(), 0);
+        assert!(first_segment.len() <= 1024);
+        assert!(read(&p, 120, 100, true).await.unwrap().is_empty());
+        assert_eq!(read(&p, 0, 10, false).await.unwrap().len(), 10, "without min_one the limit is hard");
+        assert!(matches!(read(&p, 121, 100, true).await, Err(StorageError::OffsetOutOfRange { .. })));
+    });
 }
 
 #[test]
 fn finds_offsets_by_timestamp() {
-    let dir = tempfile::tempdir().unwrap();
-    fill(dir.path(), 40);
-    let log = PartitionLog::open(dir.path(), small_segments()).unwrap();
-    let first = log.find_by_timestamp(0).unwrap().unwrap();
-    assert_eq!(base_offset(&first), 0);
-    let mid = log.find_by_timestamp(1095).unwrap().unwrap();
-    assert_eq!(base_offset(&mid), 30, "batch 10 is the first with max timestamp >= 1095");
-    assert!(log.find_by_timestamp(5000).unwrap().is_none());
-    let max = log.find_max_timestamp().unwrap().unwrap();
-    assert_eq!(base_offset(&max), 117);
+    shard(|ring| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), &ring).await;
+        fill(&p, 40).await;
+        let first = p.find_by_timestamp(0).await.unwrap().unwrap();
+        assert_eq!(base_offset(&first), 0);
+        let mid = p.find_by_timestamp(1095).await.unwrap().unwrap();
+        assert_eq!(base_offset(&mid), 30, "batch 10 is the first with max timestamp >= 1095");
+        assert!(p.find_by_timestamp(5000).await.unwrap().is_none());
+        assert_eq!(base_offset(&p.find_max_timestamp().await.unwrap().unwrap()), 117);
+    });
+}
+
+#[test]
+fn concurrent_appends_are_acknowledged_in_offset_order_under_group_commit() {
+    shard(|ring| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Rc::new(open(dir.path(), &ring).await);
+        let acked = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let (p, acked) = (p.clone(), acked.clone());
+                tokio::task::spawn_local(async move {
+                    let (info, _) = p.append(batch(1, i, 50)).await.unwrap();
+                    // When any append is acknowledged, it and everything before it is durable.
+                    assert!(p.durable_offset() > info.last_offset);
+                    acked.borrow_mut().push(info.base_offset);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut acked = acked.borrow().clone();
+        acked.sort();
+        assert_eq!(acked, (0..200).collect::<Vec<i64>>());
+        assert_eq!(p.offsets().high_watermark, 200);
+        assert!(p.sync_rounds() < 200 / 2, "appends share fsyncs: {} rounds for 200 appends", p.sync_rounds());
+    });
 }
 
 #[test]
 fn torn_tail_is_truncated_and_appends_continue_at_the_same_offset() {
-    let dir = tempfile::tempdir().unwrap();
-    let written = fill(dir.path(), 5);
-    let active = last_log_file(dir.path());
-    // A crash mid-write leaves half a batch behind.
-    let half = &batch(3, 9999, 100)[..70];
-    OpenOptions::new().append(true).open(&active).unwrap().write_all(half).unwrap();
+    shard(|ring| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let written = fill(&open(dir.path(), &ring).await, 5).await;
+        let active = last_log_file(dir.path());
+        // A crash mid-write leaves half a batch behind.
+        let half = &batch(3, 9999, 100)[..70];
+        OpenOptions::new().append(true).open(&active).unwrap().write_all(half).unwrap();
 
-    let mut log = PartitionLog::open(dir.path(), small_segments()).unwrap();
-    assert_eq!(log.next_offset(), 15);
-    let mut next = batch(1, 2000, 10);
-    assert_eq!(log.append(&mut next).unwrap().base_offset, 15);
-    for (base, bytes) in &written {
-        assert_eq!(&log.read(*base, 1, i64::MAX, true).unwrap().bytes, bytes);
-    }
+        let p = open(dir.path(), &ring).await;
+        assert_eq!(p.offsets().high_watermark, 15);
+        assert_eq!(p.append(batch(1, 2000, 10)).await.unwrap().0.base_offset, 15);
+        for (base, bytes) in &written {
+            assert_eq!(&read(&p, *base, 1, true).await.unwrap(), bytes);
+        }
+    });
 }
 
 #[test]
 fn corrupt_tail_batch_is_dropped_on_recovery() {
-    let dir = tempfile::tempdir().unwrap();
-    fill(dir.path(), 5);
-    let active = last_log_file(dir.path());
-    let mut bytes = std::fs::read(&active).unwrap();
-    let len = bytes.len();
-    bytes[len - 1] ^= 0xff; // flip a bit inside the last batch
-    std::fs::write(&active, &bytes).unwrap();
-
-    let log = PartitionLog::open(dir.path(), small_segments()).unwrap();
-    assert_eq!(log.next_offset(), 12, "the corrupt last batch (offsets 12..14) is gone");
+    shard(|ring| async move {
+        let dir = tempfile::tempdir().unwrap();
+        fill(&open(dir.path(), &ring).await, 5).await;
+        let active = last_log_file(dir.path());
+        let mut bytes = std::fs::read(&active).unwrap();
+        let len = bytes.len();
+        bytes[len - 1] ^= 0xff; // flip a bit inside the last batch
+        std::fs::write(&active, &bytes).unwrap();
+        let p = open(dir.path(), &ring).await;
+        assert_eq!(p.offsets().high_watermark, 12, "the corrupt last batch (offsets 12..14) is gone");
+    });
 }
 
 #[test]
 fn lost_indexes_are_rebuilt() {
-    let dir = tempfile::tempdir().unwrap();
-    let written = fill(dir.path(), 40);
-    for e in std::fs::read_dir(dir.path()).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "index" || x == "timeindex") {
-            std::fs::remove_file(p).unwrap();
+    shard(|ring| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let written = fill(&open(dir.path(), &ring).await, 40).await;
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "index" || x == "timeindex") {
+                std::fs::remove_file(p).unwrap();
+            }
         }
-    }
-    let log = PartitionLog::open(dir.path(), small_segments()).unwrap();
-    assert_eq!(log.next_offset(), 120);
-    let (base, bytes) = &written[25];
-    assert_eq!(&log.read(*base + 1, 1, i64::MAX, true).unwrap().bytes, bytes);
-    assert_eq!(base_offset(&log.find_by_timestamp(1250).unwrap().unwrap()), 75);
+        let p = open(dir.path(), &ring).await;
+        assert_eq!(p.offsets().high_watermark, 120);
+        let (base, bytes) = &written[25];
+        assert_eq!(&read(&p, *base + 1, 1, true).await.unwrap(), bytes);
+        assert_eq!(base_offset(&p.find_by_timestamp(1250).await.unwrap().unwrap()), 75);
+    });
 }
 
 fn last_log_file(dir: &Path) -> std::path::PathBuf {
