@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// the page cache (never) [default: batch].
     #[arg(long, env = "SLUICE_FSYNC", value_name = "never|batch|always")]
     pub fsync: Option<String>,
+    /// How often each shard applies retention.ms / retention.bytes, as
+    /// Kafka's log.retention.check.interval.ms [default: 300000].
+    #[arg(long, env = "SLUICE_RETENTION_CHECK_INTERVAL_MS", value_name = "MS")]
+    pub retention_check_interval_ms: Option<u64>,
 }
 
 /// The same settings as read from a TOML file (kebab-case keys).
@@ -75,6 +79,7 @@ struct FileSettings {
     log_level: Option<String>,
     shards: Option<usize>,
     fsync: Option<String>,
+    retention_check_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +95,7 @@ pub struct Config {
     pub log_level: String,
     pub shards: usize,
     pub fsync: FsyncPolicy,
+    pub retention_check_interval: std::time::Duration,
     pub max_request_bytes: usize,
 }
 
@@ -133,6 +139,11 @@ impl Config {
             Some("never") => FsyncPolicy::Never,
             Some(other) => return Err(format!("invalid fsync '{other}': expected never, batch or always")),
         };
+        let retention_check_interval_ms =
+            args.retention_check_interval_ms.or(file.retention_check_interval_ms).unwrap_or(300_000);
+        if retention_check_interval_ms == 0 {
+            return Err("invalid retention-check-interval-ms 0: must be 1 or greater".into());
+        }
         let log_level = args.log_level.or(file.log_level).unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&log_level)
             .map_err(|e| format!("invalid log-level '{log_level}': {e}"))?;
@@ -147,6 +158,7 @@ impl Config {
             log_level,
             shards,
             fsync,
+            retention_check_interval: std::time::Duration::from_millis(retention_check_interval_ms),
             max_request_bytes: sluice_protocol::frame::DEFAULT_MAX_REQUEST_BYTES,
         })
     }

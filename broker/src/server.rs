@@ -194,6 +194,11 @@ impl ShardThread {
         };
         let _ = ready.send(Ok(()));
         let flusher = tokio::task::spawn_local(flush_periodically(ctx.clone(), shutdown.clone()));
+        let retention = tokio::task::spawn_local(enforce_retention_periodically(
+            ctx.clone(),
+            broker.config.retention_check_interval,
+            shutdown.clone(),
+        ));
         let mut connections = JoinSet::new();
         loop {
             tokio::select! {
@@ -218,6 +223,7 @@ impl ShardThread {
         }
         drained.wait().await;
         let _ = flusher.await;
+        let _ = retention.await;
         flush_local(&ctx).await;
         jobs.abort();
     }
@@ -228,6 +234,20 @@ async fn flush_periodically(ctx: Rc<ShardContext>, shutdown: Shutdown) {
         tokio::select! {
             _ = tokio::time::sleep(FLUSH_INTERVAL) => flush_local(&ctx).await,
             _ = shutdown.wait() => return,
+        }
+    }
+}
+
+async fn enforce_retention_periodically(ctx: Rc<ShardContext>, every: Duration, shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait() => return,
+        }
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        for (_, partition) in ctx.all() {
+            partition.enforce_retention(now);
         }
     }
 }

@@ -113,6 +113,11 @@ pub struct TopicSettings {
     pub max_message_bytes: usize,
     pub log_append_time: bool,
     pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    /// `cleanup.policy` includes `delete` (DeleteRecords is refused otherwise).
+    pub delete_policy: bool,
     pub index_interval_bytes: usize,
 }
 
@@ -121,17 +126,29 @@ impl TopicSettings {
         let get = |name: &str| -> String {
             effective(overrides).find(|(n, _, _)| *n == name).map(|(_, v, _)| v).unwrap_or_default()
         };
-        let num = |name: &str, fallback: u64| get(name).trim().parse::<u64>().unwrap_or(fallback);
+        let num = |name: &str, fallback: i64| get(name).trim().parse::<i64>().unwrap_or(fallback);
         Self {
-            max_message_bytes: num("max.message.bytes", 1_048_588) as usize,
+            max_message_bytes: num("max.message.bytes", 1_048_588).max(0) as usize,
             log_append_time: get("message.timestamp.type").trim() == "LogAppendTime",
-            segment_bytes: num("segment.bytes", 1 << 30),
-            index_interval_bytes: num("index.interval.bytes", 4096) as usize,
+            segment_bytes: num("segment.bytes", 1 << 30).max(1) as u64,
+            segment_ms: num("segment.ms", 604_800_000),
+            retention_ms: num("retention.ms", 604_800_000),
+            retention_bytes: num("retention.bytes", -1),
+            delete_policy: get("cleanup.policy").split(',').any(|p| p.trim() == "delete"),
+            index_interval_bytes: num("index.interval.bytes", 4096).max(1) as usize,
         }
     }
 
     pub fn log_config(&self, fsync: FsyncPolicy) -> LogConfig {
-        LogConfig { segment_bytes: self.segment_bytes, index_interval_bytes: self.index_interval_bytes.max(1), fsync }
+        LogConfig {
+            segment_bytes: self.segment_bytes,
+            segment_ms: self.segment_ms,
+            // Only `delete` retention removes data; compaction comes later.
+            retention_ms: if self.delete_policy { self.retention_ms } else { -1 },
+            retention_bytes: if self.delete_policy { self.retention_bytes } else { -1 },
+            index_interval_bytes: self.index_interval_bytes,
+            fsync,
+        }
     }
 }
 

@@ -24,6 +24,7 @@ const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
 ];
 
 fn api_versions_request() -> ApiVersionsRequest {

@@ -30,6 +30,12 @@ pub enum FsyncPolicy {
 pub struct LogConfig {
     /// Roll to a new segment once the active one would exceed this.
     pub segment_bytes: u64,
+    /// Roll once the active segment is this old (`segment.ms`, wall clock).
+    pub segment_ms: i64,
+    /// Delete closed segments whose newest record is older (`retention.ms`; < 0: never).
+    pub retention_ms: i64,
+    /// Delete the oldest closed segments while the log is larger (`retention.bytes`; < 0: never).
+    pub retention_bytes: i64,
     /// Bytes of log between sparse index entries.
     pub index_interval_bytes: usize,
     pub fsync: FsyncPolicy,
@@ -37,9 +43,20 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { segment_bytes: 1 << 30, index_interval_bytes: 4096, fsync: FsyncPolicy::default() }
+        Self {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            fsync: FsyncPolicy::default(),
+        }
     }
 }
+
+/// Kept beside the segments: the log start offset when DeleteRecords moved
+/// it inside the first segment (Kafka's log-start-offset checkpoint).
+const LOG_START_FILE: &str = "log-start-offset";
 
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +122,9 @@ pub struct PartitionLog {
     /// Files of rolled segments, and the directory, awaiting an fsync,
     /// each with the offset below which it holds all its data.
     unsynced: Vec<(Rc<File>, i64)>,
+    /// Lowest readable offset as moved by DeleteRecords (at least the
+    /// first segment's base).
+    log_start: i64,
 }
 
 impl PartitionLog {
@@ -131,6 +151,7 @@ impl PartitionLog {
             unsynced.push((open_dir(dir)?, 0));
         }
         let visible_offset = segments.values().next_back().map_or(0, Segment::next_offset);
+        let log_start = read_log_start(dir)?.unwrap_or(0).min(visible_offset);
         Ok(Self {
             dir: dir.to_owned(),
             config,
@@ -140,6 +161,7 @@ impl PartitionLog {
             visible_offset,
             failed: false,
             unsynced,
+            log_start,
         })
     }
 
@@ -167,7 +189,7 @@ impl PartitionLog {
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        self.segments.values().next().map_or(0, |s| s.base_offset)
+        self.segments.values().next().map_or(0, |s| s.base_offset).max(self.log_start)
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -191,8 +213,9 @@ impl PartitionLog {
         let active = self.active();
         let relative_last = info.last_offset() - info.base_offset + base_offset - active.base_offset;
         let full = active.size() > 0 && active.size() + batch.len() as u64 > self.config.segment_bytes;
+        let old = active.size() > 0 && active.age_ms() >= self.config.segment_ms.max(0) as u128;
         let mut index_writes = Vec::new();
-        if full || relative_last > i64::from(i32::MAX) {
+        if full || old || relative_last > i64::from(i32::MAX) {
             index_writes.extend(self.roll(base_offset)?);
         }
         set_base_offset(batch, base_offset);
@@ -282,6 +305,56 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// DeleteRecords: makes `offset` (at most the high watermark) the new log
+    /// start offset, durably, and deletes the segments wholly below it.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, StorageError> {
+        let (start, end) = (self.log_start_offset(), self.visible_offset);
+        if offset > end || offset < 0 {
+            return Err(StorageError::OffsetOutOfRange { offset, start, end });
+        }
+        if offset > start {
+            write_log_start(&self.dir, offset)?;
+            self.log_start = offset;
+            self.delete_segments_while(|seg, next_base| next_base <= offset && seg.size() > 0);
+        }
+        Ok(self.log_start_offset())
+    }
+
+    /// Deletes closed segments past `retention.ms` or beyond
+    /// `retention.bytes`, oldest first, moving the log start offset with
+    /// them. The active segment is never deleted. Returns how many went.
+    pub fn enforce_retention(&mut self, now_ms: i64) -> usize {
+        let (retention_ms, retention_bytes) = (self.config.retention_ms, self.config.retention_bytes);
+        let mut excess = if retention_bytes >= 0 { self.size_bytes() as i64 - retention_bytes } else { 0 };
+        self.delete_segments_while(|seg, _| {
+            let expired = retention_ms >= 0 && seg.max_timestamp().is_some_and(|(ts, _)| now_ms - ts > retention_ms);
+            let oversize = excess > 0 && seg.size() as i64 <= excess;
+            if oversize || expired {
+                excess -= seg.size() as i64;
+            }
+            oversize || expired
+        })
+    }
+
+    /// Deletes segments from the oldest while `doomed(segment, next
+    /// segment's base)` holds, never the active one.
+    fn delete_segments_while(&mut self, mut doomed: impl FnMut(&Segment, i64) -> bool) -> usize {
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let mut iter = self.segments.iter();
+            let (Some((&base, seg)), Some((&next_base, _))) = (iter.next(), iter.next()) else { break };
+            if next_base > self.visible_offset || !doomed(seg, next_base) {
+                break;
+            }
+            if let Some(seg) = self.segments.remove(&base) {
+                tracing::info!(dir = %self.dir.display(), base_offset = base, "deleting segment");
+                seg.remove_files(&self.dir);
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+
     /// Plans a fetch read from `offset` (see [`crate::Partition::read`]):
     /// `None` when there is nothing to read yet.
     pub fn plan_read(&self, offset: i64) -> Result<Option<ReadPlan>, StorageError> {
@@ -360,6 +433,26 @@ impl PartitionLog {
     pub fn mark_synced(&mut self, target: i64) {
         self.unsynced.retain(|(_, end)| *end > target);
     }
+}
+
+fn read_log_start(dir: &Path) -> Result<Option<i64>, StorageError> {
+    let path = dir.join(LOG_START_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text.trim().parse().ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::io("read log start offset", &path)(e)),
+    }
+}
+
+/// Replaces the checkpoint atomically: temp file, fsync, rename, fsync dir.
+fn write_log_start(dir: &Path, offset: i64) -> Result<(), StorageError> {
+    use std::io::Write;
+    let (tmp, path) = (dir.join(format!("{LOG_START_FILE}.tmp")), dir.join(LOG_START_FILE));
+    let mut f = File::create(&tmp).map_err(StorageError::io("create", &tmp))?;
+    f.write_all(offset.to_string().as_bytes()).map_err(StorageError::io("write", &tmp))?;
+    f.sync_all().map_err(StorageError::io("fsync", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(StorageError::io("rename", &path))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(StorageError::io("fsync", dir))
 }
 
 fn open_dir(dir: &Path) -> Result<Rc<File>, StorageError> {

@@ -206,6 +206,19 @@ impl Partition {
         self.log.borrow().find_max_timestamp()
     }
 
+    /// DeleteRecords: moves the log start offset up to `offset` (-1: the
+    /// high watermark) and returns the new low watermark.
+    pub async fn delete_records(&self, offset: i64) -> Result<i64, StorageError> {
+        let mut log = self.log.borrow_mut();
+        let offset = if offset == -1 { log.visible_offset() } else { offset };
+        log.delete_records_before(offset)
+    }
+
+    /// Applies `retention.ms` / `retention.bytes`; returns segments deleted.
+    pub fn enforce_retention(&self, now_ms: i64) -> usize {
+        self.log.borrow_mut().enforce_retention(now_ms)
+    }
+
     /// Makes everything visible so far durable, whatever the policy.
     pub async fn flush(&self) -> Result<(), StorageError> {
         let end = self.log.borrow().visible_offset();

@@ -76,6 +76,7 @@ pub struct Segment {
     offsets: Index<OffsetEntry>,
     times: Index<TimeEntry>,
     indexer: Indexer,
+    opened: std::time::Instant,
 }
 
 /// Result of scanning a log file from the start.
@@ -109,6 +110,7 @@ impl Segment {
             offsets,
             times,
             indexer: Indexer::new(base_offset, index_interval),
+            opened: std::time::Instant::now(),
         })
     }
 
@@ -144,6 +146,7 @@ impl Segment {
                     offsets,
                     times,
                     indexer,
+                    opened: std::time::Instant::now(),
                 };
                 seg.next_offset = seg.last_batch_from_index()?.map_or(base_offset, |b| b.next_offset());
                 return Ok(seg);
@@ -171,6 +174,7 @@ impl Segment {
             offsets: Index::create(&index_path, scan.offsets)?,
             times: Index::create(&time_path, scan.times)?,
             indexer: scan.indexer,
+            opened: std::time::Instant::now(),
         })
     }
 
@@ -180,6 +184,13 @@ impl Segment {
 
     pub fn next_offset(&self) -> i64 {
         self.next_offset
+    }
+
+    /// Wall-clock age in ms, from creation (or from this process opening
+    /// it). `segment.ms` counts from here rather than from record
+    /// timestamps, so replaying old data does not roll on every append.
+    pub fn age_ms(&self) -> u128 {
+        self.opened.elapsed().as_millis()
     }
 
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {

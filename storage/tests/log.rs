@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::rc::Rc;
 
-use sluice_storage::{FsyncPolicy, LogConfig, Partition, Ring, StorageError, BATCH_HEADER_LEN};
+use sluice_storage::{LogConfig, Partition, Ring, StorageError, BATCH_HEADER_LEN};
 
 /// Runs `f` the way a shard does: current-thread runtime, LocalSet, a ring.
 fn shard<F: Future<Output = ()>>(f: impl FnOnce(Rc<Ring>) -> F) {
@@ -51,7 +51,7 @@ fn base_offset(bytes: &[u8]) -> i64 {
 }
 
 fn small_segments() -> LogConfig {
-    LogConfig { segment_bytes: 1024, index_interval_bytes: 256, fsync: FsyncPolicy::Batch }
+    LogConfig { segment_bytes: 1024, index_interval_bytes: 256, retention_ms: -1, ..LogConfig::default() }
 }
 
 /// Appends `batches` batches of 3 records; returns (base offset, stored bytes).
@@ -199,4 +199,80 @@ fn last_log_file(dir: &Path) -> std::path::PathBuf {
         .collect();
     logs.sort();
     logs.pop().unwrap()
+}
+
+#[test]
+fn retention_deletes_whole_old_segments_and_moves_the_log_start() {
+    shard(|ring| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = small_segments();
+        config.retention_ms = 10_000;
+        let p = Partition::open(dir.path(), config.clone(), ring.clone()).await.unwrap();
+        fill(&p, 40).await; // timestamps 1000..1390, several segments
+                            // Nothing is old enough yet (now = 1200 + 10s keeps batches >= 1200... only the oldest go).
+        assert_eq!(p.enforce_retention(1000 + 10_000), 0);
+        let deleted = p.enforce_retention(1150 + 10_000);
+        assert!(deleted >= 1, "segments whose newest record is past retention.ms go");
+        let start = p.offsets().log_start_offset;
+        assert!(start > 0 && start % 3 == 0, "log start moves to a segment base: {start}");
+        assert!(matches!(read(&p, 0, 100, true).await, Err(StorageError::OffsetOutOfRange { .. })));
+        assert_eq!(base_offset(&read(&p, start, 1, true).await.unwrap()), start);
+        // Far in the future everything but the active segment goes.
+        p.enforce_retention(i64::MAX / 2);
+        let files = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
+            .count();
+        assert_eq!(files, 1, "the active segment stays");
+        assert_eq!(p.offsets().high_watermark, 120);
+
+        // retention.bytes keeps the newest segments within the limit.
+        let dir = tempfile::tempdir().unwrap();
+        config.retention_ms = -1;
+        config.retention_bytes = 2048;
+        let p = Partition::open(dir.path(), config, ring.clone()).await.unwrap();
+        fill(&p, 40).await;
+        p.enforce_retention(0);
+        let total: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum();
+        assert!(total <= 2048 + 1024, "within retention.bytes plus the active segment: {total}");
+    });
+}
+
+#[test]
+fn delete_records_moves_the_log_start_durably() {
+    shard(|ring| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), &ring).await;
+        fill(&p, 40).await;
+        assert_eq!(p.delete_records(50).await.unwrap(), 50);
+        assert_eq!(p.offsets().log_start_offset, 50);
+        assert!(matches!(read(&p, 49, 100, true).await, Err(StorageError::OffsetOutOfRange { .. })));
+        assert!(matches!(p.delete_records(500).await, Err(StorageError::OffsetOutOfRange { .. })));
+        // A batch straddling the new start is still returned whole from 50.
+        assert_eq!(base_offset(&read(&p, 50, 1, true).await.unwrap()), 48);
+        drop(p);
+        let p = open(dir.path(), &ring).await;
+        assert_eq!(p.offsets().log_start_offset, 50, "survives restart");
+        assert_eq!(p.delete_records(-1).await.unwrap(), 120, "-1 means the high watermark");
+    });
+}
+
+#[test]
+fn segment_ms_rolls_by_age() {
+    shard(|ring| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { segment_bytes: 1 << 20, segment_ms: 0, ..small_segments() };
+        let p = Partition::open(dir.path(), config, ring.clone()).await.unwrap();
+        fill(&p, 3).await;
+        let logs = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
+            .count();
+        assert_eq!(logs, 3, "every non-empty segment is already old enough to roll");
+    });
 }

@@ -4,6 +4,7 @@
 
 mod api_versions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
 mod fetch;
 mod list_offsets;
@@ -38,6 +39,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 4 },
     ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 },
     ApiSpec { key: ApiKey::DeleteTopics, min: 1, max: 6 },
+    ApiSpec { key: ApiKey::DeleteRecords, min: 0, max: 2 },
 ];
 
 /// Failures that end the connection (Kafka closes it for these too).
@@ -90,6 +92,10 @@ pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown) -
         ApiKey::DeleteTopics => {
             let resp = delete_topics::handle(broker, req.decode("DeleteTopics")?, version).await;
             reply(&req, "DeleteTopics", &resp)
+        }
+        ApiKey::DeleteRecords => {
+            let resp = delete_records::handle(broker, req.decode("DeleteRecords")?, version).await;
+            reply(&req, "DeleteRecords", &resp)
         }
         other => Err(HandleError::UnsupportedApi(other)),
     }
