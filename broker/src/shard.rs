@@ -11,7 +11,9 @@ use std::future::Future;
 use std::rc::Rc;
 
 use sluice_storage::{Partition, Ring};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 /// Partitions are addressed by topic id, so a deleted and re-created topic
@@ -20,6 +22,9 @@ pub type TopicPartition = (Uuid, i32);
 
 /// Jobs each shard's channel holds before senders wait.
 const JOB_QUEUE: usize = 1024;
+/// Produce bytes a shard accepts in flight before producers wait: the
+/// network readers stop reading instead of the broker buffering more.
+pub const SHARD_INFLIGHT_BYTES: usize = 256 * 1024 * 1024;
 
 type Job = Box<dyn FnOnce(&Rc<ShardContext>) + Send>;
 
@@ -79,6 +84,7 @@ fn current() -> Option<Rc<ShardContext>> {
 /// Handles to every shard; cheap to share across threads.
 pub struct ShardSet {
     senders: Vec<mpsc::Sender<Job>>,
+    inflight: Vec<Arc<Semaphore>>,
 }
 
 /// The receiving ends, one per shard, handed to the shard threads.
@@ -101,7 +107,16 @@ impl ShardSet {
                 (tx, JobQueue(rx))
             })
             .unzip();
-        (Self { senders }, queues)
+        let inflight = (0..count).map(|_| Arc::new(Semaphore::new(SHARD_INFLIGHT_BYTES))).collect();
+        (Self { senders, inflight }, queues)
+    }
+
+    /// Reserves `bytes` of `shard`'s produce budget, waiting while it is
+    /// spent; the budget returns when the permit is dropped.
+    pub async fn reserve_bytes(&self, shard: usize, bytes: usize) -> Result<OwnedSemaphorePermit, ShardError> {
+        let budget = self.inflight.get(shard).ok_or(ShardError::Stopped(shard))?;
+        let permits = bytes.clamp(1, SHARD_INFLIGHT_BYTES) as u32;
+        budget.clone().acquire_many_owned(permits).await.map_err(|_| ShardError::Stopped(shard))
     }
 
     pub fn len(&self) -> usize {

@@ -99,10 +99,15 @@ async fn start_append(broker: &Broker, topic: &Topic, index: i32, records: Bytes
     } else {
         -1
     };
+    let budget = match broker.shards.reserve_bytes(broker.shards.owner(&tp), bytes.len()).await {
+        Ok(permit) => permit,
+        Err(e) => return Slot::Done(shard_failure(index, e)),
+    };
     let started = broker
         .shards
         .spawn_on_partition(tp, move |partition| async move {
             let result = partition.append(bytes).await;
+            drop(budget);
             if result.is_ok() {
                 appended.notify_waiters();
             }
