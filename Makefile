@@ -7,7 +7,7 @@ SLUICE_BIN  := $(TARGET_DIR)/debug/sluice
 VENV        := .venv
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build test unit compat lint deps deps-apt deps-python deps-node clean
+.PHONY: run build test unit compat lint bench deps deps-apt deps-python deps-node clean
 
 ## Build and start a one-node broker on 127.0.0.1:9092 with data under ./data.
 run: build
@@ -25,6 +25,15 @@ unit:
 
 compat: build deps
 	SLUICE_BIN=$(abspath $(SLUICE_BIN)) $(VENV)/bin/pytest compat-tests
+
+## Benchmarks (not tests): the storage engine beside fio on the same disk.
+## BENCH_DIR must be on the disk you want measured; BENCH_MIB per run.
+BENCH_DIR ?= bench-data
+BENCH_MIB ?= 512
+bench:
+	@command -v fio >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fio; }
+	$(CARGO) build --release -p sluice-storage --bin storage-bench
+	python3 bench/storage.py $(TARGET_DIR)/release/storage-bench $(BENCH_DIR) $(BENCH_MIB)
 
 lint:
 	$(CARGO) fmt --all -- --check

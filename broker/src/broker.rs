@@ -208,10 +208,15 @@ impl Broker {
     }
 }
 
-/// fdatasyncs every partition this shard owns.
-pub async fn flush_local(ctx: &ShardContext) {
+/// fdatasyncs every partition this shard owns; with `checkpoint`, then
+/// records each one's recovery point (`Some(true)`: a clean stop).
+pub async fn flush_local(ctx: &ShardContext, checkpoint: Option<bool>) {
     for ((topic, partition), p) in ctx.all() {
-        if let Err(e) = p.flush().await {
+        let mut outcome = p.flush().await;
+        if let (Ok(()), Some(clean)) = (&outcome, checkpoint) {
+            outcome = p.checkpoint(clean);
+        }
+        if let Err(e) = outcome {
             tracing::error!(%topic, partition, error = %e, "flush failed");
         }
     }

@@ -21,6 +21,9 @@ use crate::shard::{pin_to_core, JobQueue, ShardContext, ShardSet};
 /// data is already in the page cache, so a killed process loses nothing;
 /// this bounds what a power loss could take.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often each partition's recovery point is written, bounding what a
+/// restart after a crash must re-check (Kafka: 60 s).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const LISTEN_BACKLOG: i32 = 1024;
@@ -224,17 +227,23 @@ impl ShardThread {
         drained.wait().await;
         let _ = flusher.await;
         let _ = retention.await;
-        flush_local(&ctx).await;
+        flush_local(&ctx, Some(true)).await;
         jobs.abort();
     }
 }
 
 async fn flush_periodically(ctx: Rc<ShardContext>, shutdown: Shutdown) {
+    let mut last_checkpoint = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(FLUSH_INTERVAL) => flush_local(&ctx).await,
+            _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
             _ = shutdown.wait() => return,
         }
+        let checkpoint = last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL;
+        if checkpoint {
+            last_checkpoint = tokio::time::Instant::now();
+        }
+        flush_local(&ctx, checkpoint.then_some(false)).await;
     }
 }
 

@@ -57,6 +57,17 @@ impl Default for LogConfig {
 /// Kept beside the segments: the log start offset when DeleteRecords moved
 /// it inside the first segment (Kafka's log-start-offset checkpoint).
 const LOG_START_FILE: &str = "log-start-offset";
+/// Kept beside the segments: the offset below which everything was durable
+/// when last checkpointed, and whether the broker then stopped cleanly
+/// (Kafka's recovery-point checkpoint and clean-shutdown marker in one).
+const RECOVERY_FILE: &str = "recovery-point";
+
+/// Where recovery may start trusting the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecoveryPoint {
+    pub offset: i64,
+    pub clean: bool,
+}
 
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,10 +151,29 @@ impl PartitionLog {
             })
             .collect();
         bases.sort_unstable();
+        let recovery = read_recovery_point(dir)?;
         let mut segments = BTreeMap::new();
         for (i, &base) in bases.iter().enumerate() {
-            let active = i + 1 == bases.len();
-            segments.insert(base, Segment::open(dir, base, config.index_interval_bytes, active)?);
+            let next_base = bases.get(i + 1).copied();
+            // Trusted: wholly below the recovery point, or the last segment
+            // after a clean shutdown. Anything else is scanned with CRCs.
+            let trusted = next_base.map_or(recovery.clean, |next| next <= recovery.offset);
+            let seg = Segment::open(dir, base, config.index_interval_bytes, trusted)?;
+            let whole = next_base.is_none_or(|next| seg.next_offset() == next);
+            segments.insert(base, seg);
+            if !whole {
+                // A torn write inside this segment: the segments after it
+                // follow a hole and can never be read in order. Drop them.
+                for &later in &bases[i + 1..] {
+                    tracing::warn!(dir = %dir.display(), base_offset = later, "removing segment after a torn write");
+                    Segment::remove_files_of(dir, later);
+                }
+                break;
+            }
+        }
+        if recovery.clean {
+            // From here on an unplanned stop must not be taken for a clean one.
+            write_recovery_point(dir, RecoveryPoint { clean: false, ..recovery })?;
         }
         let mut unsynced = Vec::new();
         if segments.is_empty() {
@@ -163,6 +193,10 @@ impl PartitionLog {
             unsynced,
             log_start,
         })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn config(&self) -> &LogConfig {
@@ -444,12 +478,35 @@ fn read_log_start(dir: &Path) -> Result<Option<i64>, StorageError> {
     }
 }
 
-/// Replaces the checkpoint atomically: temp file, fsync, rename, fsync dir.
+fn read_recovery_point(dir: &Path) -> Result<RecoveryPoint, StorageError> {
+    let path = dir.join(RECOVERY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut words = text.split_whitespace();
+            let offset = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+            Ok(RecoveryPoint { offset, clean: words.next() == Some("clean") })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RecoveryPoint::default()),
+        Err(e) => Err(StorageError::io("read recovery point", &path)(e)),
+    }
+}
+
+pub(crate) fn write_recovery_point(dir: &Path, point: RecoveryPoint) -> Result<(), StorageError> {
+    let text = format!("{} {}", point.offset, if point.clean { "clean" } else { "dirty" });
+    write_atomically(dir, RECOVERY_FILE, &text)
+}
+
 fn write_log_start(dir: &Path, offset: i64) -> Result<(), StorageError> {
+    write_atomically(dir, LOG_START_FILE, &offset.to_string())
+}
+
+/// Replaces a small checkpoint file atomically: temp file, fsync, rename,
+/// fsync the directory.
+fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), StorageError> {
     use std::io::Write;
-    let (tmp, path) = (dir.join(format!("{LOG_START_FILE}.tmp")), dir.join(LOG_START_FILE));
+    let (tmp, path) = (dir.join(format!("{name}.tmp")), dir.join(name));
     let mut f = File::create(&tmp).map_err(StorageError::io("create", &tmp))?;
-    f.write_all(offset.to_string().as_bytes()).map_err(StorageError::io("write", &tmp))?;
+    f.write_all(text.as_bytes()).map_err(StorageError::io("write", &tmp))?;
     f.sync_all().map_err(StorageError::io("fsync", &tmp))?;
     std::fs::rename(&tmp, &path).map_err(StorageError::io("rename", &path))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(StorageError::io("fsync", dir))

@@ -17,7 +17,9 @@ use tokio::sync::Notify;
 
 use crate::batch::{StoredBatch, BATCH_HEADER_LEN};
 use crate::error::StorageError;
-use crate::log::{AppendInfo, FsyncPolicy, LogConfig, PartitionLog, ReadPlan, ReadResult};
+use crate::log::{
+    write_recovery_point, AppendInfo, FsyncPolicy, LogConfig, PartitionLog, ReadPlan, ReadResult, RecoveryPoint,
+};
 use crate::uring::Ring;
 
 /// Extra bytes read past the index floor so one read usually finds the
@@ -32,6 +34,8 @@ pub struct Partition {
     durable: Cell<i64>,
     syncing: Cell<bool>,
     sync_rounds: Cell<u64>,
+    /// The recovery point last written to disk.
+    checkpointed: Cell<RecoveryPoint>,
     /// Fired when the visible offset moves or a sync round ends.
     progress: Notify,
 }
@@ -55,6 +59,7 @@ impl Partition {
             durable: Cell::new(durable),
             syncing: Cell::new(false),
             sync_rounds: Cell::new(0),
+            checkpointed: Cell::new(RecoveryPoint::default()),
             progress: Notify::new(),
         })
     }
@@ -223,6 +228,20 @@ impl Partition {
     pub async fn flush(&self) -> Result<(), StorageError> {
         let end = self.log.borrow().visible_offset();
         self.wait_durable(end, true).await
+    }
+
+    /// Records how far the log is durable, so recovery after a crash scans
+    /// only what came later; `clean` (at shutdown, after [`Partition::flush`])
+    /// lets the next start trust the last segment too. Skips the write when
+    /// nothing changed.
+    pub fn checkpoint(&self, clean: bool) -> Result<(), StorageError> {
+        let point = RecoveryPoint { offset: self.durable.get(), clean };
+        if point == self.checkpointed.get() {
+            return Ok(());
+        }
+        write_recovery_point(&self.dir, point)?;
+        self.checkpointed.set(point);
+        Ok(())
     }
 
     /// Removes the partition's files; in-flight operations finish on the open files.

@@ -114,19 +114,22 @@ impl Segment {
         })
     }
 
-    /// Opens an existing segment. The active (last) segment is always fully
-    /// validated: its tail may hold a torn or corrupt write from a crash, which
-    /// is truncated away, and its indexes are rebuilt to match. A closed
-    /// segment trusts its indexes unless they are missing or torn.
-    pub fn open(dir: &Path, base_offset: i64, index_interval: usize, active: bool) -> Result<Self, StorageError> {
+    /// Opens an existing segment. A `trusted` segment — all of it was
+    /// durable at the last recovery checkpoint — keeps its indexes and only
+    /// has its last indexed batches read to find its end. Any other segment
+    /// may hold a torn or corrupt write (or a hole, since writes complete
+    /// out of order), so it is scanned in full with CRC checks, cut at the
+    /// first bad batch, and its indexes are rebuilt to match.
+    pub fn open(dir: &Path, base_offset: i64, index_interval: usize, trusted: bool) -> Result<Self, StorageError> {
         let path = dir.join(file_name(base_offset, "log"));
         let log =
             OpenOptions::new().read(true).write(true).open(&path).map_err(StorageError::io("open segment", &path))?;
         let file_len = log.metadata().map_err(StorageError::io("stat segment", &path))?.len();
         let index_path = dir.join(file_name(base_offset, "index"));
         let time_path = dir.join(file_name(base_offset, "timeindex"));
+        let log = Rc::new(log);
 
-        if !active {
+        if trusted {
             if let (Some(offsets), Some(times)) = (Index::load(&index_path)?, Index::load(&time_path)?) {
                 let last_time =
                     times.last().map(|t: &TimeEntry| (t.timestamp, base_offset + i64::from(t.relative_offset)));
@@ -138,8 +141,8 @@ impl Segment {
                 };
                 let mut seg = Self {
                     base_offset,
-                    path,
-                    log: Rc::new(log),
+                    path: path.clone(),
+                    log: log.clone(),
                     size: file_len,
                     visible_size: file_len,
                     next_offset: base_offset,
@@ -148,12 +151,17 @@ impl Segment {
                     indexer,
                     opened: std::time::Instant::now(),
                 };
-                seg.next_offset = seg.last_batch_from_index()?.map_or(base_offset, |b| b.next_offset());
-                return Ok(seg);
+                if let Some((end, next_offset)) = seg.end_from_index()? {
+                    if end == file_len {
+                        seg.next_offset = next_offset;
+                        return Ok(seg);
+                    }
+                }
+                // The indexes do not describe this file: rebuild them below.
             }
         }
 
-        let scan = scan_log(&log, &path, base_offset, file_len, active, index_interval)?;
+        let scan = scan_log(&log, &path, base_offset, file_len, index_interval)?;
         if scan.valid_end < file_len {
             tracing::warn!(
                 segment = %path.display(),
@@ -167,7 +175,7 @@ impl Segment {
         Ok(Self {
             base_offset,
             path,
-            log: Rc::new(log),
+            log,
             size: scan.valid_end,
             visible_size: scan.valid_end,
             next_offset: scan.next_offset,
@@ -300,17 +308,20 @@ impl Segment {
         Ok(None)
     }
 
-    fn last_batch_from_index(&self) -> Result<Option<StoredBatch>, StorageError> {
+    /// Walks batch headers from the last index entry: (end position, next
+    /// offset) of the last readable batch, or `None` if the index points at
+    /// something that is not a batch.
+    fn end_from_index(&self) -> Result<Option<(u64, i64)>, StorageError> {
         let mut position = self.offsets.last().map_or(0, |e| u64::from(e.position));
-        let mut last = None;
+        let mut next_offset = self.base_offset;
         let mut header = [0u8; BATCH_HEADER_LEN];
         while position + BATCH_HEADER_LEN as u64 <= self.size {
             self.log.read_exact_at(&mut header, position).map_err(StorageError::io("read segment", &self.path))?;
-            let Some(batch) = StoredBatch::parse(&header) else { break };
+            let Some(batch) = StoredBatch::parse(&header) else { return Ok(None) };
             position += u64::from(batch.size);
-            last = Some(batch);
+            next_offset = batch.next_offset();
         }
-        Ok(last)
+        Ok(Some((position, next_offset)))
     }
 
     /// Called when the segment stops being active: records its final max
@@ -327,10 +338,14 @@ impl Segment {
         Some(self.times.push(TimeEntry { timestamp, relative_offset }))
     }
 
-    /// Deletes the segment's files (used when rolling back a failed append).
+    /// Deletes the segment's files (retention, or rolling back a failed append).
     pub fn remove_files(self, dir: &Path) {
+        Self::remove_files_of(dir, self.base_offset);
+    }
+
+    pub fn remove_files_of(dir: &Path, base_offset: i64) {
         for ext in ["log", "index", "timeindex"] {
-            let path = dir.join(file_name(self.base_offset, ext));
+            let path = dir.join(file_name(base_offset, ext));
             if let Err(e) = std::fs::remove_file(&path) {
                 tracing::warn!(file = %path.display(), error = %e, "could not remove segment file");
             }
@@ -344,13 +359,12 @@ impl Segment {
 }
 
 /// Walks the log from the start, stopping at the first batch that is cut
-/// short, malformed, out of offset order or (when `verify_crc`) corrupt.
+/// short, malformed, out of offset order or corrupt (CRC-32C).
 fn scan_log(
     log: &File,
     path: &Path,
     base_offset: i64,
     file_len: u64,
-    verify_crc: bool,
     index_interval: usize,
 ) -> Result<Scan, StorageError> {
     let mut reader = BufReader::with_capacity(1 << 20, log);
@@ -376,7 +390,7 @@ fn scan_log(
         }
         buf.resize(batch.size as usize, 0);
         reader.read_exact(&mut buf[BATCH_HEADER_LEN..]).map_err(StorageError::io("read segment", path))?;
-        if verify_crc && !StoredBatch::crc_ok(&buf) {
+        if !StoredBatch::crc_ok(&buf) {
             break;
         }
         let (offset_entry, time_entry) = scan.indexer.observe(position, &batch);

@@ -276,3 +276,68 @@ fn segment_ms_rolls_by_age() {
         assert_eq!(logs, 3, "every non-empty segment is already old enough to roll");
     });
 }
+
+fn log_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut logs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs
+}
+
+#[test]
+fn after_a_crash_segments_past_the_recovery_point_are_checked_and_a_hole_ends_the_log() {
+    shard(|ring| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), &ring).await;
+        fill(&p, 10).await;
+        p.flush().await.unwrap();
+        p.checkpoint(false).unwrap(); // recovery point: offset 30
+        drop(p);
+        // Keep appending (new segments), then "crash" with a bad batch in a
+        // segment that is not the last one.
+        let p = open(dir.path(), &ring).await;
+        for i in 10..40 {
+            p.append(batch(3, 1000 + i * 10, 100)).await.unwrap();
+        }
+        drop(p);
+        let logs = log_files(dir.path());
+        let victim = logs[logs.len() - 3].clone();
+        let victim_base: i64 = victim.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+        assert!(victim_base >= 30, "the damaged segment lies past the recovery point");
+        let mut bytes = std::fs::read(&victim).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x55;
+        std::fs::write(&victim, &bytes).unwrap();
+
+        let p = open(dir.path(), &ring).await;
+        let end = p.offsets().high_watermark;
+        assert!(end < 120 && end > victim_base, "the log ends before the damaged batch: {end}");
+        assert_eq!(log_files(dir.path()).last().unwrap(), &victim, "segments after the hole are gone");
+        assert_eq!(p.append(batch(1, 5, 10)).await.unwrap().0.base_offset, end, "appends continue at the cut");
+        for offset in (0..end).step_by(3) {
+            assert_eq!(base_offset(&read(&p, offset, 1, true).await.unwrap()), offset);
+        }
+    });
+}
+
+#[test]
+fn a_clean_shutdown_lets_the_next_start_trust_every_segment() {
+    shard(|ring| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), &ring).await;
+        let written = fill(&p, 40).await;
+        p.flush().await.unwrap();
+        p.checkpoint(true).unwrap();
+        drop(p);
+        let recovery = std::fs::read_to_string(dir.path().join("recovery-point")).unwrap();
+        assert_eq!(recovery, "120 clean");
+        let p = open(dir.path(), &ring).await;
+        assert_eq!(p.offsets().high_watermark, 120);
+        assert_eq!(&read(&p, 117, 1, true).await.unwrap(), &written[39].1);
+        let recovery = std::fs::read_to_string(dir.path().join("recovery-point")).unwrap();
+        assert_eq!(recovery, "120 dirty", "a later crash is not mistaken for a clean stop");
+    });
+}
