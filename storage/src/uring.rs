@@ -50,6 +50,9 @@ struct Inner {
 pub struct Ring {
     inner: RefCell<Inner>,
     eventfd: AsyncFd<OwnedFd>,
+    /// Wakes the submitter task, which enters the kernel once for all the
+    /// operations queued since it last ran.
+    submit_needed: tokio::sync::Notify,
 }
 
 impl Ring {
@@ -69,8 +72,13 @@ impl Ring {
         // same descriptor, for exactly the AsyncFd's lifetime.
         let eventfd = unsafe { AsyncFd::register_with_interest(eventfd, tokio::io::Interest::READABLE) }
             .map_err(|e| io::Error::other(e.to_string()))?;
-        let this = Rc::new(Self { inner: RefCell::new(Inner { ring, slots: Vec::new(), free: usize::MAX }), eventfd });
+        let this = Rc::new(Self {
+            inner: RefCell::new(Inner { ring, slots: Vec::new(), free: usize::MAX }),
+            eventfd,
+            submit_needed: tokio::sync::Notify::new(),
+        });
         tokio::task::spawn_local(complete_forever(Rc::downgrade(&this)));
+        tokio::task::spawn_local(submit_forever(Rc::downgrade(&this)));
         Ok(this)
     }
 
@@ -154,14 +162,15 @@ impl Ring {
             }
             queue.push(&entry).is_ok()
         };
-        let submitted =
-            if pushed { inner.ring.submit().map(drop) } else { Err(io::Error::other("submission queue full")) };
-        if let Err(e) = submitted {
+        if !pushed {
             // Nothing reached the kernel: release the slot now.
             inner.slots[slot] = Slot::Free { next: inner.free };
             inner.free = slot;
-            return Op { ring: self.clone(), slot: usize::MAX, error: Some(e) };
+            let error = Some(io::Error::other("submission queue full"));
+            return Op { ring: self.clone(), slot: usize::MAX, error };
         }
+        // Submitted in one syscall with everything else queued this tick.
+        self.submit_needed.notify_one();
         Op { ring: self.clone(), slot, error: None }
     }
 
@@ -196,6 +205,17 @@ async fn complete_forever(ring: Weak<Ring>) {
             guard.clear_ready();
         }
         ring.reap();
+    }
+}
+
+/// Enters the kernel once per wake-up for every queued operation.
+async fn submit_forever(ring: Weak<Ring>) {
+    while let Some(ring) = ring.upgrade() {
+        ring.submit_needed.notified().await;
+        if let Err(e) = ring.inner.borrow_mut().ring.submit() {
+            // Entries stay queued; the next wake-up retries them.
+            tracing::warn!(error = %e, "io_uring submit failed");
+        }
     }
 }
 
