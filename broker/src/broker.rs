@@ -14,6 +14,7 @@ use sluice_storage::{Partition, StorageError};
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::group::{partition_for, Coordinator, OFFSETS_PARTITIONS, OFFSETS_TOPIC};
 use crate::shard::{ShardContext, ShardError, ShardSet, TopicPartition};
 use crate::topic_config::TopicSettings;
 
@@ -47,6 +48,17 @@ impl Topic {
     pub fn is_internal(&self) -> bool {
         INTERNAL_TOPICS.contains(&self.meta.name.as_str())
     }
+}
+
+/// Why a group request could not reach its coordinator.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupRouteError {
+    /// `__consumer_offsets` could not be created or its shard is stopping.
+    #[error("the group coordinator is not available")]
+    NotReady,
+    /// The partition is not on this broker (it was deleted meanwhile).
+    #[error("this broker does not coordinate the group")]
+    Moved,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +108,67 @@ impl Broker {
                     let dir = partition_dir(&self.config.data_dir, &topic.meta.name, p);
                     let config = topic.settings.log_config(self.config.fsync);
                     ctx.insert(tp, Partition::open(&dir, config, ctx.ring.clone()).await?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `__consumer_offsets`, created on first use (as Kafka does when a
+    /// client first looks for a group coordinator).
+    pub async fn offsets_topic(&self) -> Result<Arc<Topic>, BrokerError> {
+        if let Some(t) = self.topic(OFFSETS_TOPIC) {
+            return Ok(t);
+        }
+        let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+        match self.create_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, configs).await {
+            Ok(t) => Ok(t),
+            Err(BrokerError::Metadata(MetadataError::TopicExists(_))) => {
+                self.topic(OFFSETS_TOPIC).ok_or(BrokerError::Shard(ShardError::Stopped(usize::MAX)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs `f` on the shard coordinating `group`, with that shard's
+    /// coordinator and its `__consumer_offsets` partition.
+    pub async fn with_coordinator<R, F, Fut>(&self, group: &str, f: F) -> Result<R, GroupRouteError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Coordinator>, Rc<Partition>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = R> + 'static,
+    {
+        let topic = self.offsets_topic().await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
+            GroupRouteError::NotReady
+        })?;
+        let tp = topic.tp(partition_for(group)).ok_or(GroupRouteError::Moved)?;
+        let started = self
+            .shards
+            .spawn_on(self.shards.owner(&tp), move |ctx| async move {
+                let partition = ctx.partition(&tp)?;
+                Some(f(ctx.coordinator.clone(), partition).await)
+            })
+            .await
+            .map_err(|_| GroupRouteError::NotReady)?;
+        started.await.map_err(|_| GroupRouteError::NotReady)?.ok_or(GroupRouteError::Moved)
+    }
+
+    /// Replays the `__consumer_offsets` partitions this shard owns into its
+    /// coordinator, so committed offsets survive restarts.
+    pub async fn load_groups(&self, ctx: &Rc<ShardContext>) -> Result<(), BrokerError> {
+        let Some(topic) = self.topic(OFFSETS_TOPIC) else { return Ok(()) };
+        for p in 0..topic.meta.partitions {
+            let Some(tp) = topic.tp(p) else { continue };
+            let Some(partition) = ctx.partition(&tp) else { continue };
+            let mut offset = partition.offsets().log_start_offset;
+            while offset < partition.offsets().high_watermark {
+                let (read, _) = partition.read(offset, 1 << 20, true).await?;
+                let (records, next) = crate::group::decode_batch(bytes::Bytes::from(read.bytes));
+                records.into_iter().for_each(|r| ctx.coordinator.replay(r));
+                match next {
+                    Some(next) if next > offset => offset = next,
+                    _ => break,
                 }
             }
         }

@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// the page cache (never) [default: batch].
     #[arg(long, env = "SLUICE_FSYNC", value_name = "never|batch|always")]
     pub fsync: Option<String>,
+    /// How long the first rebalance of an empty consumer group waits for
+    /// more members (Kafka's group.initial.rebalance.delay.ms) [default: 3000].
+    #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS", value_name = "MS")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
     /// How often each shard applies retention.ms / retention.bytes, as
     /// Kafka's log.retention.check.interval.ms [default: 300000].
     #[arg(long, env = "SLUICE_RETENTION_CHECK_INTERVAL_MS", value_name = "MS")]
@@ -80,6 +84,7 @@ struct FileSettings {
     shards: Option<usize>,
     fsync: Option<String>,
     retention_check_interval_ms: Option<u64>,
+    group_initial_rebalance_delay_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +101,7 @@ pub struct Config {
     pub shards: usize,
     pub fsync: FsyncPolicy,
     pub retention_check_interval: std::time::Duration,
+    pub groups: crate::group::GroupConfig,
     pub max_request_bytes: usize,
 }
 
@@ -159,6 +165,12 @@ impl Config {
             shards,
             fsync,
             retention_check_interval: std::time::Duration::from_millis(retention_check_interval_ms),
+            groups: crate::group::GroupConfig {
+                initial_rebalance_delay: std::time::Duration::from_millis(
+                    args.group_initial_rebalance_delay_ms.or(file.group_initial_rebalance_delay_ms).unwrap_or(3000),
+                ),
+                ..Default::default()
+            },
             max_request_bytes: sluice_protocol::frame::DEFAULT_MAX_REQUEST_BYTES,
         })
     }

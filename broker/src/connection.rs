@@ -22,7 +22,7 @@ pub async fn serve(broker: Arc<Broker>, mut stream: TcpStream, peer: SocketAddr,
     loop {
         match split_frame(&mut buf, max) {
             Ok(Some(frame)) => {
-                match handle_frame(&broker, frame.freeze(), &shutdown).await {
+                match handle_frame(&broker, frame.freeze(), &shutdown, peer).await {
                     Ok(Some(response)) => {
                         if let Err(e) = stream.write_all(&response).await {
                             tracing::debug!(%peer, error = %e, "client went away mid-response");
@@ -72,8 +72,9 @@ async fn handle_frame(
     broker: &Arc<Broker>,
     frame: Bytes,
     shutdown: &Shutdown,
+    peer: SocketAddr,
 ) -> Result<Option<Bytes>, handlers::HandleError> {
     let request = Request::parse(frame)?;
     tracing::trace!(api = ?request.api_key, version = request.version(), correlation_id = request.header.correlation_id, "request");
-    handlers::dispatch(broker, request, shutdown).await
+    handlers::dispatch(broker, request, shutdown, peer).await
 }

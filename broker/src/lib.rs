@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod group;
 pub mod handlers;
 pub mod server;
 pub mod shard;

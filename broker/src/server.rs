@@ -175,7 +175,7 @@ impl ShardThread {
 
     async fn serve(self) {
         let ShardThread { id, broker, queue, listener, shutdown, drained, ready } = self;
-        let ctx = match ShardContext::new(id) {
+        let ctx = match ShardContext::new(id, broker.config.groups) {
             Ok(ctx) => ctx,
             Err(e) => {
                 let _ = ready.send(Err(format!("shard {id}: cannot create its io_uring instance: {e}")));
@@ -188,6 +188,10 @@ impl ShardThread {
             let _ = ready.send(Err(e.to_string()));
             return;
         }
+        if let Err(e) = broker.load_groups(&ctx).await {
+            let _ = ready.send(Err(format!("loading committed offsets: {e}")));
+            return;
+        }
         let listener = match TcpListener::from_std(listener) {
             Ok(l) => l,
             Err(e) => {
@@ -197,6 +201,7 @@ impl ShardThread {
         };
         let _ = ready.send(Ok(()));
         let flusher = tokio::task::spawn_local(flush_periodically(ctx.clone(), shutdown.clone()));
+        let sessions = tokio::task::spawn_local(expire_sessions_periodically(ctx.clone(), shutdown.clone()));
         let retention = tokio::task::spawn_local(enforce_retention_periodically(
             ctx.clone(),
             broker.config.retention_check_interval,
@@ -227,6 +232,7 @@ impl ShardThread {
         drained.wait().await;
         let _ = flusher.await;
         let _ = retention.await;
+        let _ = sessions.await;
         flush_local(&ctx, Some(true)).await;
         jobs.abort();
     }
@@ -257,6 +263,18 @@ async fn enforce_retention_periodically(ctx: Rc<ShardContext>, every: Duration, 
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         for (_, partition) in ctx.all() {
             partition.enforce_retention(now);
+        }
+    }
+}
+
+/// How often each shard looks for group members whose session expired.
+const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+async fn expire_sessions_periodically(ctx: Rc<ShardContext>, shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SESSION_CHECK_INTERVAL) => ctx.coordinator.expire_sessions(),
+            _ = shutdown.wait() => return,
         }
     }
 }

@@ -11,6 +11,8 @@ use std::future::Future;
 use std::rc::Rc;
 
 use sluice_storage::{Partition, Ring};
+
+use crate::group::{Coordinator, GroupConfig};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -45,14 +47,21 @@ pub struct ShardContext {
     pub id: usize,
     /// This shard's io_uring instance: all partition I/O goes through it.
     pub ring: Rc<Ring>,
+    /// The consumer groups whose `__consumer_offsets` partition lives here.
+    pub coordinator: Rc<Coordinator>,
     partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
 }
 
 impl ShardContext {
     /// Creates the shard's state and its ring; call on the shard's thread,
     /// inside its `LocalSet`.
-    pub fn new(id: usize) -> std::io::Result<Rc<Self>> {
-        Ok(Rc::new(Self { id, ring: Ring::new()?, partitions: RefCell::new(HashMap::new()) }))
+    pub fn new(id: usize, groups: GroupConfig) -> std::io::Result<Rc<Self>> {
+        Ok(Rc::new(Self {
+            id,
+            ring: Ring::new()?,
+            coordinator: Rc::new(Coordinator::new(groups)),
+            partitions: RefCell::new(HashMap::new()),
+        }))
     }
 
     /// Makes this the calling thread's shard (once, at thread start).
@@ -260,7 +269,7 @@ mod tests {
                     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                     let local = tokio::task::LocalSet::new();
                     local.block_on(&rt, async move {
-                        let ctx = ShardContext::new(id).unwrap();
+                        let ctx = ShardContext::new(id, GroupConfig::default()).unwrap();
                         ctx.install();
                         q.serve(ctx).await;
                     });

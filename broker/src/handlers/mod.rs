@@ -7,8 +7,10 @@ mod create_topics;
 mod delete_records;
 mod delete_topics;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 
 use std::sync::Arc;
@@ -40,6 +42,17 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 },
     ApiSpec { key: ApiKey::DeleteTopics, min: 1, max: 6 },
     ApiSpec { key: ApiKey::DeleteRecords, min: 0, max: 2 },
+    ApiSpec { key: ApiKey::FindCoordinator, min: 0, max: 5 },
+    ApiSpec { key: ApiKey::JoinGroup, min: 0, max: 9 },
+    ApiSpec { key: ApiKey::SyncGroup, min: 0, max: 5 },
+    ApiSpec { key: ApiKey::Heartbeat, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::LeaveGroup, min: 0, max: 5 },
+    ApiSpec { key: ApiKey::OffsetCommit, min: 2, max: 9 },
+    ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 9 },
+    ApiSpec { key: ApiKey::DescribeGroups, min: 0, max: 5 },
+    ApiSpec { key: ApiKey::ListGroups, min: 0, max: 5 },
+    ApiSpec { key: ApiKey::DeleteGroups, min: 0, max: 2 },
+    ApiSpec { key: ApiKey::OffsetDelete, min: 0, max: 0 },
 ];
 
 /// Failures that end the connection (Kafka closes it for these too).
@@ -56,7 +69,12 @@ pub enum HandleError {
 }
 
 /// Runs one request. `Ok(None)` means no response is sent (acks=0 produce).
-pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown) -> Result<Option<Bytes>, HandleError> {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    req: Request,
+    shutdown: &Shutdown,
+    peer: std::net::SocketAddr,
+) -> Result<Option<Bytes>, HandleError> {
     let Some(spec) = SUPPORTED.iter().find(|s| s.key == req.api_key) else {
         return Err(HandleError::UnsupportedApi(req.api_key));
     };
@@ -96,6 +114,42 @@ pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown) -
         ApiKey::DeleteRecords => {
             let resp = delete_records::handle(broker, req.decode("DeleteRecords")?, version).await;
             reply(&req, "DeleteRecords", &resp)
+        }
+        ApiKey::FindCoordinator => {
+            let resp = groups::find_coordinator(broker, req.decode("FindCoordinator")?, version).await;
+            reply(&req, "FindCoordinator", &resp)
+        }
+        ApiKey::JoinGroup => {
+            let client_id = req.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
+            let host = format!("/{}", peer.ip());
+            let resp = groups::join_group(broker, req.decode("JoinGroup")?, version, client_id, host).await;
+            reply(&req, "JoinGroup", &resp)
+        }
+        ApiKey::SyncGroup => {
+            reply(&req, "SyncGroup", &groups::sync_group(broker, req.decode("SyncGroup")?, version).await)
+        }
+        ApiKey::Heartbeat => reply(&req, "Heartbeat", &groups::heartbeat(broker, req.decode("Heartbeat")?).await),
+        ApiKey::LeaveGroup => {
+            reply(&req, "LeaveGroup", &groups::leave_group(broker, req.decode("LeaveGroup")?, version).await)
+        }
+        ApiKey::OffsetCommit => {
+            reply(&req, "OffsetCommit", &offsets::commit(broker, req.decode("OffsetCommit")?, version).await)
+        }
+        ApiKey::OffsetFetch => {
+            reply(&req, "OffsetFetch", &offsets::fetch(broker, req.decode("OffsetFetch")?, version).await)
+        }
+        ApiKey::DescribeGroups => {
+            let resp = groups::describe_groups(broker, req.decode("DescribeGroups")?, version).await;
+            reply(&req, "DescribeGroups", &resp)
+        }
+        ApiKey::ListGroups => {
+            reply(&req, "ListGroups", &groups::list_groups(broker, req.decode("ListGroups")?, version).await)
+        }
+        ApiKey::DeleteGroups => {
+            reply(&req, "DeleteGroups", &groups::delete_groups(broker, req.decode("DeleteGroups")?).await)
+        }
+        ApiKey::OffsetDelete => {
+            reply(&req, "OffsetDelete", &offsets::delete(broker, req.decode("OffsetDelete")?).await)
         }
         other => Err(HandleError::UnsupportedApi(other)),
     }

@@ -1,0 +1,117 @@
+//! The group coordinator: Kafka's classic rebalance protocol. Every group
+//! belongs to one partition of `__consumer_offsets` (Kafka's hash of the
+//! group id), and its state lives on the shard that owns that partition,
+//! so a group is only ever touched by one thread and needs no lock.
+//! Committed offsets are appended to that partition before they are
+//! acknowledged and are replayed from it at start-up.
+
+mod offsets_log;
+mod state;
+
+pub use offsets_log::{decode_batch, encode_offset_commit, encode_offset_tombstone, OffsetRecord};
+pub use state::{Committed, Group, GroupState, JoinOutcome, JoinRequest, MemberSnapshot, SyncOutcome};
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Kafka's `offsets.topic.num.partitions` default.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub const OFFSETS_PARTITIONS: i32 = 50;
+/// Kafka's `offset.metadata.max.bytes`.
+pub const MAX_METADATA_BYTES: usize = 4096;
+
+#[derive(Debug, Clone, Copy)]
+pub struct GroupConfig {
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of
+    /// an empty group waits for more members.
+    pub initial_rebalance_delay: Duration,
+    /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self {
+            initial_rebalance_delay: Duration::from_millis(3000),
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+        }
+    }
+}
+
+/// The `__consumer_offsets` partition that coordinates `group`:
+/// `abs(javaStringHashCode(group)) % partitions`, as Kafka computes it.
+pub fn partition_for(group: &str) -> i32 {
+    // Java's String.hashCode over UTF-16 code units, then Kafka's Utils.abs.
+    let hash = group.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    (hash & 0x7fff_ffff) % OFFSETS_PARTITIONS
+}
+
+/// The groups coordinated by one shard.
+pub struct Coordinator {
+    pub config: GroupConfig,
+    groups: RefCell<HashMap<String, Rc<RefCell<Group>>>>,
+}
+
+impl Coordinator {
+    pub fn new(config: GroupConfig) -> Self {
+        Self { config, groups: RefCell::new(HashMap::new()) }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Rc<RefCell<Group>>> {
+        self.groups.borrow().get(id).cloned()
+    }
+
+    /// The group, created empty if it does not exist yet.
+    pub fn get_or_create(&self, id: &str) -> Rc<RefCell<Group>> {
+        self.groups.borrow_mut().entry(id.to_string()).or_insert_with(|| Rc::new(RefCell::new(Group::new(id)))).clone()
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.groups.borrow_mut().remove(id);
+    }
+
+    pub fn all(&self) -> Vec<Rc<RefCell<Group>>> {
+        self.groups.borrow().values().cloned().collect()
+    }
+
+    /// Applies one replayed `__consumer_offsets` record.
+    pub fn replay(&self, record: OffsetRecord) {
+        match record {
+            OffsetRecord::Commit { group, topic, partition, committed } => {
+                self.get_or_create(&group).borrow_mut().offsets.insert((topic, partition), committed);
+            }
+            OffsetRecord::Tombstone { group, topic, partition } => {
+                if let Some(g) = self.get(&group) {
+                    g.borrow_mut().offsets.remove(&(topic, partition));
+                }
+            }
+        }
+    }
+
+    /// Expires members whose session ran out and pending member ids never
+    /// confirmed; called periodically on the shard.
+    pub fn expire_sessions(self: &Rc<Self>) {
+        for group in self.all() {
+            Group::expire(&group, self);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coordinator_partition_matches_kafka() {
+        // Utils.abs(groupId.hashCode) % 50, as a Kafka broker computes it.
+        assert_eq!(partition_for("test-group"), 12);
+        assert_eq!(partition_for("my-consumer-group"), 13);
+        assert_eq!(partition_for("g"), 3);
+        assert_eq!(partition_for("ü-grüppe"), 47);
+        assert_eq!(partition_for(""), 0);
+    }
+}

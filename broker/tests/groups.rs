@@ -1,0 +1,154 @@
+//! Group coordinator error handling on the wire: the Kafka error codes a
+//! client gets for bad joins, stale generations, unknown members and
+//! unknown topics, and group deletion rules.
+
+mod common;
+
+use bytes::Bytes;
+use common::Broker;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError as E;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn join(group: &str, member: &str, session_ms: i32) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_session_timeout_ms(session_ms)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(s(member))
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(s("range"))
+            .with_metadata(Bytes::from_static(b"md"))])
+}
+
+fn commit(group: &str, member: &str, generation: i32, topic: &str) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s(member))
+        .with_generation_id_or_member_epoch(generation)
+        .with_topics(vec![OffsetCommitRequestTopic::default().with_name(TopicName(s(topic))).with_partitions(vec![
+            OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(5),
+        ])])
+}
+
+fn commit_error(c: &mut common::Client, req: &OffsetCommitRequest) -> i16 {
+    let resp: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, req);
+    resp.topics[0].partitions[0].error_code
+}
+
+#[test]
+fn joins_commits_and_deletes_get_kafka_errors() {
+    let broker = Broker::start(&["--group-initial-rebalance-delay-ms", "0"]);
+    let mut c = broker.connect();
+    // A topic to commit offsets for.
+    let md = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s("t"))))]));
+    let _: MetadataResponse = c.call(ApiKey::Metadata, 12, &md);
+
+    let resp: JoinGroupResponse = c.call(ApiKey::JoinGroup, 9, &join("", "", 10_000));
+    assert_eq!(resp.error_code, E::InvalidGroupId.code());
+    let resp: JoinGroupResponse = c.call(ApiKey::JoinGroup, 9, &join("g", "", 10));
+    assert_eq!(resp.error_code, E::InvalidSessionTimeout.code());
+
+    // KIP-394: a new member first gets its id, then joins with it.
+    let resp: JoinGroupResponse = c.call(ApiKey::JoinGroup, 9, &join("g", "", 10_000));
+    assert_eq!(resp.error_code, E::MemberIdRequired.code());
+    let member = resp.member_id.to_string();
+    assert!(!member.is_empty());
+    let resp: JoinGroupResponse = c.call(ApiKey::JoinGroup, 9, &join("g", &member, 10_000));
+    assert_eq!((resp.error_code, resp.generation_id, resp.leader.as_str()), (0, 1, member.as_str()));
+    assert_eq!(resp.members.len(), 1, "the leader gets the member list");
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_generation_id(1)
+        .with_member_id(s(&member))
+        .with_assignments(vec![SyncGroupRequestAssignment::default()
+            .with_member_id(s(&member))
+            .with_assignment(Bytes::from_static(b"mine"))]);
+    let resp: SyncGroupResponse = c.call(ApiKey::SyncGroup, 5, &sync);
+    assert_eq!((resp.error_code, &resp.assignment[..]), (0, &b"mine"[..]));
+
+    let hb = |member: &str, generation: i32| {
+        HeartbeatRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_member_id(s(member))
+            .with_generation_id(generation)
+    };
+    let resp: HeartbeatResponse = c.call(ApiKey::Heartbeat, 4, &hb(&member, 1));
+    assert_eq!(resp.error_code, 0);
+    let resp: HeartbeatResponse = c.call(ApiKey::Heartbeat, 4, &hb(&member, 0));
+    assert_eq!(resp.error_code, E::IllegalGeneration.code());
+    let resp: HeartbeatResponse = c.call(ApiKey::Heartbeat, 4, &hb("nobody", 1));
+    assert_eq!(resp.error_code, E::UnknownMemberId.code());
+
+    assert_eq!(commit_error(&mut c, &commit("g", &member, 0, "t")), E::IllegalGeneration.code(), "stale generation");
+    assert_eq!(commit_error(&mut c, &commit("g", "nobody", 1, "t")), E::UnknownMemberId.code());
+    assert_eq!(commit_error(&mut c, &commit("g", &member, 1, "no-such-topic")), E::UnknownTopicOrPartition.code());
+    assert_eq!(commit_error(&mut c, &commit("g", &member, 1, "t")), 0);
+    // Standalone consumers (no group management) commit with generation -1.
+    assert_eq!(commit_error(&mut c, &commit("solo", "", -1, "t")), 0);
+    assert_eq!(commit_error(&mut c, &commit("solo-2", "x", 3, "t")), E::IllegalGeneration.code());
+
+    let delete = |group: &str| DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(group))]);
+    let resp: DeleteGroupsResponse = c.call(ApiKey::DeleteGroups, 2, &delete("g"));
+    assert_eq!(resp.results[0].error_code, E::NonEmptyGroup.code());
+    let resp: DeleteGroupsResponse = c.call(ApiKey::DeleteGroups, 2, &delete("never-existed"));
+    assert_eq!(resp.results[0].error_code, E::GroupIdNotFound.code());
+
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_members(vec![leave_group_request::MemberIdentity::default().with_member_id(s(&member))]);
+    let resp: LeaveGroupResponse = c.call(ApiKey::LeaveGroup, 5, &leave);
+    assert_eq!((resp.error_code, resp.members[0].error_code), (0, 0));
+    let resp: DeleteGroupsResponse = c.call(ApiKey::DeleteGroups, 2, &delete("g"));
+    assert_eq!(resp.results[0].error_code, 0, "an empty group can be deleted");
+    let fetch = OffsetFetchRequest::default().with_group_id(GroupId(s("g"))).with_topics(None);
+    let resp: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &fetch);
+    assert!(resp.topics.is_empty(), "its offsets went with it");
+}
+
+#[test]
+fn list_describe_and_offset_delete() {
+    let broker = Broker::start(&["--group-initial-rebalance-delay-ms", "0"]);
+    let mut c = broker.connect();
+    let md = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s("t"))))]));
+    let _: MetadataResponse = c.call(ApiKey::Metadata, 12, &md);
+    assert_eq!(commit_error(&mut c, &commit("solo", "", -1, "t")), 0);
+
+    let resp: ListGroupsResponse = c.call(ApiKey::ListGroups, 5, &ListGroupsRequest::default());
+    let listed: Vec<_> = resp.groups.iter().map(|g| (g.group_id.as_str(), g.group_state.as_str())).collect();
+    assert_eq!(listed, vec![("solo", "Empty")]);
+    let stable_only = ListGroupsRequest::default().with_states_filter(vec![s("Stable")]);
+    let resp: ListGroupsResponse = c.call(ApiKey::ListGroups, 5, &stable_only);
+    assert!(resp.groups.is_empty());
+
+    let resp: DescribeGroupsResponse = c.call(
+        ApiKey::DescribeGroups,
+        5,
+        &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("solo")), GroupId(s("ghost"))]),
+    );
+    assert_eq!(resp.groups[0].group_state.as_str(), "Empty");
+    assert_eq!(resp.groups[1].group_state.as_str(), "Dead");
+
+    let del = OffsetDeleteRequest::default().with_group_id(GroupId(s("solo"))).with_topics(vec![
+        offset_delete_request::OffsetDeleteRequestTopic::default().with_name(TopicName(s("t"))).with_partitions(vec![
+            offset_delete_request::OffsetDeleteRequestPartition::default().with_partition_index(0),
+        ]),
+    ]);
+    let resp: OffsetDeleteResponse = c.call(ApiKey::OffsetDelete, 0, &del);
+    assert_eq!((resp.error_code, resp.topics[0].partitions[0].error_code), (0, 0));
+    let fetch = OffsetFetchRequest::default().with_group_id(GroupId(s("solo"))).with_topics(None);
+    let resp: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &fetch);
+    assert!(resp.topics.is_empty());
+}
