@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// more members (Kafka's group.initial.rebalance.delay.ms) [default: 3000].
     #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS", value_name = "MS")]
     pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// How long committed offsets of an empty group are kept (Kafka's
+    /// offsets.retention.minutes) [default: 10080, 7 days].
+    #[arg(long, env = "SLUICE_OFFSETS_RETENTION_MINUTES", value_name = "MINUTES")]
+    pub offsets_retention_minutes: Option<u64>,
     /// How often each shard applies retention.ms / retention.bytes, as
     /// Kafka's log.retention.check.interval.ms [default: 300000].
     #[arg(long, env = "SLUICE_RETENTION_CHECK_INTERVAL_MS", value_name = "MS")]
@@ -85,6 +89,7 @@ struct FileSettings {
     fsync: Option<String>,
     retention_check_interval_ms: Option<u64>,
     group_initial_rebalance_delay_ms: Option<u64>,
+    offsets_retention_minutes: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +174,11 @@ impl Config {
                 initial_rebalance_delay: std::time::Duration::from_millis(
                     args.group_initial_rebalance_delay_ms.or(file.group_initial_rebalance_delay_ms).unwrap_or(3000),
                 ),
+                offsets_retention_ms: args
+                    .offsets_retention_minutes
+                    .or(file.offsets_retention_minutes)
+                    .unwrap_or(10_080) as i64
+                    * 60_000,
                 ..Default::default()
             },
             max_request_bytes: sluice_protocol::frame::DEFAULT_MAX_REQUEST_BYTES,

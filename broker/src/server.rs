@@ -202,6 +202,8 @@ impl ShardThread {
         let _ = ready.send(Ok(()));
         let flusher = tokio::task::spawn_local(flush_periodically(ctx.clone(), shutdown.clone()));
         let sessions = tokio::task::spawn_local(expire_sessions_periodically(ctx.clone(), shutdown.clone()));
+        let offsets =
+            tokio::task::spawn_local(expire_offsets_periodically(broker.clone(), ctx.clone(), shutdown.clone()));
         let retention = tokio::task::spawn_local(enforce_retention_periodically(
             ctx.clone(),
             broker.config.retention_check_interval,
@@ -233,6 +235,7 @@ impl ShardThread {
         let _ = flusher.await;
         let _ = retention.await;
         let _ = sessions.await;
+        let _ = offsets.await;
         flush_local(&ctx, Some(true)).await;
         jobs.abort();
     }
@@ -275,6 +278,32 @@ async fn expire_sessions_periodically(ctx: Rc<ShardContext>, shutdown: Shutdown)
         tokio::select! {
             _ = tokio::time::sleep(SESSION_CHECK_INTERVAL) => ctx.coordinator.expire_sessions(),
             _ = shutdown.wait() => return,
+        }
+    }
+}
+
+/// Kafka's `offsets.retention.check.interval.ms` default.
+const OFFSETS_RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(600);
+
+async fn expire_offsets_periodically(broker: Arc<Broker>, ctx: Rc<ShardContext>, shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(OFFSETS_RETENTION_CHECK_INTERVAL) => {}
+            _ = shutdown.wait() => return,
+        }
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let Some(topic) = broker.topic(crate::group::OFFSETS_TOPIC) else { continue };
+        for (group, expired) in ctx.coordinator.expired_offsets(now) {
+            let Some(partition) = topic.tp(crate::group::partition_for(&group)).and_then(|tp| ctx.partition(&tp))
+            else {
+                continue;
+            };
+            let tombstones = crate::group::encode_offset_tombstone(&group, &expired, now);
+            match partition.append(tombstones).await {
+                Ok(_) => ctx.coordinator.forget(&group, &expired),
+                Err(e) => tracing::warn!(%group, error = %e, "could not expire committed offsets"),
+            }
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct GroupConfig {
     /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
     pub min_session_timeout_ms: i32,
     pub max_session_timeout_ms: i32,
+    /// `offsets.retention.minutes`, in ms.
+    pub offsets_retention_ms: i64,
 }
 
 impl Default for GroupConfig {
@@ -38,6 +40,7 @@ impl Default for GroupConfig {
             initial_rebalance_delay: Duration::from_millis(3000),
             min_session_timeout_ms: 6000,
             max_session_timeout_ms: 1_800_000,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }
@@ -89,6 +92,32 @@ impl Coordinator {
                     g.borrow_mut().offsets.remove(&(topic, partition));
                 }
             }
+        }
+    }
+
+    /// Offsets past `offsets.retention.minutes`, per group; the caller
+    /// writes tombstones for them and then calls [`Coordinator::forget`].
+    pub fn expired_offsets(&self, now_ms: i64) -> Vec<(String, Vec<(String, i32)>)> {
+        self.all()
+            .iter()
+            .map(|g| {
+                let g = g.borrow();
+                (g.id.clone(), g.expired_offsets(now_ms, self.config.offsets_retention_ms))
+            })
+            .filter(|(_, expired)| !expired.is_empty())
+            .collect()
+    }
+
+    /// Drops expired offsets, and the group itself once it holds nothing.
+    pub fn forget(&self, group: &str, expired: &[(String, i32)]) {
+        let Some(g) = self.get(group) else { return };
+        let now_empty = {
+            let mut g = g.borrow_mut();
+            expired.iter().for_each(|k| drop(g.offsets.remove(k)));
+            g.offsets.is_empty() && g.state == GroupState::Empty
+        };
+        if now_empty {
+            self.remove(group);
         }
     }
 

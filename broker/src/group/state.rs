@@ -118,6 +118,9 @@ pub struct Group {
     rebalance_epoch: u64,
     /// The first rebalance of an empty group completes only at its deadline.
     initial_delay: bool,
+    /// Wall-clock ms when a managed group last became empty; `None` for a
+    /// group that never had members (standalone commits).
+    empty_since_ms: Option<i64>,
 }
 
 fn error(e: E) -> i16 {
@@ -139,7 +142,25 @@ impl Group {
             offsets: HashMap::new(),
             rebalance_epoch: 0,
             initial_delay: false,
+            empty_since_ms: None,
         }
+    }
+
+    /// Offsets due to expire under `offsets.retention.minutes` (KIP-211):
+    /// none while the group has members; for a managed group, all of them
+    /// once it has been empty that long; for a standalone group, each one
+    /// that long after its commit.
+    pub fn expired_offsets(&self, now_ms: i64, retention_ms: i64) -> Vec<(String, i32)> {
+        if self.state != GroupState::Empty {
+            return Vec::new();
+        }
+        self.offsets
+            .iter()
+            .filter(|(_, c)| {
+                now_ms - self.empty_since_ms.unwrap_or(c.commit_timestamp).max(c.commit_timestamp) > retention_ms
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     pub fn has_members(&self) -> bool {
@@ -431,6 +452,9 @@ impl Group {
         self.generation += 1;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
+            self.empty_since_ms = Some(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
+            );
             self.protocol = None;
             self.protocol_type = None;
             self.leader = None;
@@ -632,4 +656,26 @@ impl Group {
 
 fn shares_protocol(a: &[(String, Bytes)], b: &[(String, Bytes)]) -> bool {
     a.iter().any(|(x, _)| b.iter().any(|(y, _)| x == y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed(at: i64) -> Committed {
+        Committed { offset: 1, leader_epoch: -1, metadata: None, commit_timestamp: at }
+    }
+
+    #[test]
+    fn offsets_expire_by_commit_time_or_empty_time() {
+        let mut g = Group::new("g");
+        g.offsets.insert(("t".into(), 0), committed(1_000));
+        g.offsets.insert(("t".into(), 1), committed(5_000));
+        assert_eq!(g.expired_offsets(5_999, 1_000), vec![("t".to_string(), 0)], "standalone: per commit");
+        g.empty_since_ms = Some(10_000);
+        assert!(g.expired_offsets(10_500, 1_000).is_empty(), "managed: counted from when it became empty");
+        assert_eq!(g.expired_offsets(11_001, 1_000).len(), 2);
+        g.state = GroupState::Stable;
+        assert!(g.expired_offsets(i64::MAX / 2, 1_000).is_empty(), "never while the group is active");
+    }
 }
