@@ -174,11 +174,11 @@ impl Config {
                 initial_rebalance_delay: std::time::Duration::from_millis(
                     args.group_initial_rebalance_delay_ms.or(file.group_initial_rebalance_delay_ms).unwrap_or(3000),
                 ),
-                offsets_retention_ms: args
-                    .offsets_retention_minutes
-                    .or(file.offsets_retention_minutes)
-                    .unwrap_or(10_080) as i64
-                    * 60_000,
+                offsets_retention_ms: i64::try_from(
+                    args.offsets_retention_minutes.or(file.offsets_retention_minutes).unwrap_or(10_080),
+                )
+                .unwrap_or(i64::MAX)
+                .saturating_mul(60_000),
                 ..Default::default()
             },
             max_request_bytes: sluice_protocol::frame::DEFAULT_MAX_REQUEST_BYTES,
