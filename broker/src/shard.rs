@@ -202,6 +202,29 @@ impl ShardSet {
     }
 }
 
+impl ShardSet {
+    /// Runs `f` on the partition's owner shard and waits for its result.
+    pub async fn run_on_partition<R, F, Fut>(&self, tp: TopicPartition, f: F) -> Result<R, ShardError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Partition>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+    {
+        self.spawn_on_partition(tp, f).await?.result().await
+    }
+}
+
+impl ShardError {
+    /// The Kafka error a client gets: the partition is gone (deleted
+    /// meanwhile), or its shard is stopping (retry elsewhere/later).
+    pub fn kafka_error(&self) -> kafka_protocol::ResponseError {
+        match self {
+            ShardError::NoPartition(_) => kafka_protocol::ResponseError::UnknownTopicOrPartition,
+            ShardError::Stopped(_) => kafka_protocol::ResponseError::NotLeaderOrFollower,
+        }
+    }
+}
+
 /// A partition operation started on its owner shard.
 pub struct Pending<R> {
     rx: oneshot::Receiver<Option<R>>,

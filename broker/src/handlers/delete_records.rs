@@ -10,7 +10,6 @@ use sluice_storage::StorageError;
 
 use super::code;
 use crate::broker::Broker;
-use crate::shard::ShardError;
 
 pub async fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest, _version: i16) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -30,14 +29,8 @@ pub async fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest, _version: i
                 continue;
             }
             let offset = p.offset;
-            let done = match broker
-                .shards
-                .spawn_on_partition(tp, move |log| async move { log.delete_records(offset).await })
-                .await
-            {
-                Ok(pending) => pending.result().await,
-                Err(e) => Err(e),
-            };
+            let done =
+                broker.shards.run_on_partition(tp, move |log| async move { log.delete_records(offset).await }).await;
             partitions.push(match done {
                 Ok(Ok(low)) => result.with_low_watermark(low),
                 Ok(Err(StorageError::OffsetOutOfRange { .. })) => fail(ResponseError::OffsetOutOfRange),
@@ -45,8 +38,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest, _version: i
                     tracing::error!(topic = %t.name.0, partition = p.partition_index, error = %e, "delete records failed");
                     fail(ResponseError::KafkaStorageError)
                 }
-                Err(ShardError::NoPartition(_)) => fail(ResponseError::UnknownTopicOrPartition),
-                Err(ShardError::Stopped(_)) => fail(ResponseError::NotLeaderOrFollower),
+                Err(e) => fail(e.kafka_error()),
             });
         }
         topics.push(DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions));

@@ -24,7 +24,6 @@ use tokio::time::Instant;
 use super::{check_leader_epoch, code};
 use crate::broker::{Broker, Topic};
 use crate::server::Shutdown;
-use crate::shard::ShardError;
 
 /// Kafka's READ_COMMITTED isolation level.
 const READ_COMMITTED: i8 = 1;
@@ -116,27 +115,19 @@ async fn read_once(
             // Until some partition returns data, the first batch is returned
             // whole even past the limits (KIP-74); after that the budget is hard.
             let (offset, min_one) = (fp.fetch_offset, first_data);
-            let read = match broker
+            let read = broker
                 .shards
-                .spawn_on_partition(tp, move |p| async move {
+                .run_on_partition(tp, move |p| async move {
                     let offsets = p.offsets();
                     let read = if limit == 0 && !min_one { None } else { Some(p.read(offset, limit, min_one).await) };
                     (offsets, read)
                 })
-                .await
-            {
-                Ok(pending) => pending.result().await,
-                Err(e) => Err(e),
-            };
+                .await;
             let (offsets, read) = match read {
                 Ok(r) => r,
                 Err(e) => {
                     any_error = true;
-                    let error = match e {
-                        ShardError::NoPartition(_) => ResponseError::UnknownTopicOrPartition,
-                        ShardError::Stopped(_) => ResponseError::NotLeaderOrFollower,
-                    };
-                    partitions.push(base.with_error_code(code::of(error)));
+                    partitions.push(base.with_error_code(code::of(e.kafka_error())));
                     continue;
                 }
             };

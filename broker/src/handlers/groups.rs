@@ -13,8 +13,8 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError as E;
 
-use super::code;
-use crate::broker::{Broker, GroupRouteError};
+use super::{code, route_error};
+use crate::broker::Broker;
 use crate::group::{Group, GroupState, JoinRequest};
 
 const GROUP_KEY: i8 = 0;
@@ -25,13 +25,6 @@ fn s(v: &str) -> StrBytes {
 
 fn opt(v: Option<String>) -> Option<StrBytes> {
     v.map(StrBytes::from_string)
-}
-
-fn route_error(e: &GroupRouteError) -> i16 {
-    match e {
-        GroupRouteError::NotReady => code::of(E::CoordinatorNotAvailable),
-        GroupRouteError::Moved => code::of(E::NotCoordinator),
-    }
 }
 
 pub async fn find_coordinator(

@@ -12,7 +12,6 @@ use sluice_storage::{Partition, StorageError};
 
 use super::{check_leader_epoch, code, LEADER_EPOCH};
 use crate::broker::Broker;
-use crate::shard::ShardError;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -41,14 +40,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16)
                 continue;
             }
             let target = p.timestamp;
-            let found = match broker
-                .shards
-                .spawn_on_partition(tp, move |log| async move { lookup(&log, target).await })
-                .await
-            {
-                Ok(pending) => pending.result().await,
-                Err(e) => Err(e),
-            };
+            let found = broker.shards.run_on_partition(tp, move |log| async move { lookup(&log, target).await }).await;
             partitions.push(match found {
                 Ok(Ok(Some((timestamp, offset)))) => {
                     // leader_epoch exists from v4 and may not be set before.
@@ -60,8 +52,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16)
                     tracing::error!(topic = %t.name.0, partition = p.partition_index, error = %e, "offset lookup failed");
                     resp.with_error_code(code::of(ResponseError::KafkaStorageError))
                 }
-                Err(ShardError::NoPartition(_)) => resp.with_error_code(code::of(ResponseError::UnknownTopicOrPartition)),
-                Err(ShardError::Stopped(_)) => resp.with_error_code(code::of(ResponseError::NotLeaderOrFollower)),
+                Err(e) => resp.with_error_code(code::of(e.kafka_error())),
             });
         }
         topics.push(ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions));

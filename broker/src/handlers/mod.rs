@@ -172,6 +172,16 @@ pub(crate) mod code {
     }
 }
 
+/// The error a group request gets when it cannot reach its coordinator.
+pub(crate) fn route_error(e: &crate::broker::GroupRouteError) -> i16 {
+    use crate::broker::GroupRouteError;
+    use kafka_protocol::ResponseError as E;
+    match e {
+        GroupRouteError::NotReady => code::of(E::CoordinatorNotAvailable),
+        GroupRouteError::Moved => code::of(E::NotCoordinator),
+    }
+}
+
 /// Leader-epoch fencing shared by Fetch and ListOffsets. A one-node broker
 /// is leader of every partition at epoch 0; `-1` means "not checked".
 pub(crate) fn check_leader_epoch(requested: i32) -> i16 {

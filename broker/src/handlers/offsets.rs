@@ -14,17 +14,10 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError as E;
 
-use super::code;
 use super::groups::now_ms;
-use crate::broker::{Broker, GroupRouteError};
+use super::{code, route_error};
+use crate::broker::Broker;
 use crate::group::{encode_offset_commit, encode_offset_tombstone, Committed, GroupState, MAX_METADATA_BYTES};
-
-fn route_error(e: &GroupRouteError) -> i16 {
-    match e {
-        GroupRouteError::NotReady => code::of(E::CoordinatorNotAvailable),
-        GroupRouteError::Moved => code::of(E::NotCoordinator),
-    }
-}
 
 pub async fn commit(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
     // Per partition: Ok(entry to commit) or an error code decided up front.

@@ -141,9 +141,5 @@ fn finish_append(
 
 /// The partition vanished (deleted meanwhile) or its shard is stopping.
 fn shard_failure(index: i32, e: ShardError) -> PartitionProduceResponse {
-    let error = match e {
-        ShardError::NoPartition(_) => ResponseError::UnknownTopicOrPartition,
-        ShardError::Stopped(_) => ResponseError::NotLeaderOrFollower,
-    };
-    failure(index, code::of(error), Some(e.to_string()))
+    failure(index, code::of(e.kafka_error()), Some(e.to_string()))
 }
