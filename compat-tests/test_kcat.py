@@ -38,3 +38,12 @@ def test_consume_from_offsets_and_query_by_time(broker):
     out = kcat(broker, "-C", "-t", "seek", "-o", "-3", "-e", "-f", "%s\n")
     assert out.splitlines() == ["m17", "m18", "m19"]
     assert "seek [0] offset 0" in kcat(broker, "-Q", "-t", "seek:0:0")
+
+
+def test_group_consumer_resumes_at_committed_offset(broker):
+    kcat(broker, "-P", "-t", "kgroup", stdin=b"a\nb\nc\n")
+    first = kcat(broker, "-G", "kcat-group", "-o", "beginning", "kgroup", "-e", "-f", "%o:%s\n")
+    assert first.splitlines() == ["0:a", "1:b", "2:c"]
+    kcat(broker, "-P", "-t", "kgroup", stdin=b"d\n")
+    again = kcat(broker, "-G", "kcat-group", "kgroup", "-e", "-f", "%o:%s\n")
+    assert again.splitlines() == ["3:d"], "the group resumes after what it committed"

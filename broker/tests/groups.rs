@@ -152,3 +152,32 @@ fn list_describe_and_offset_delete() {
     let resp: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &fetch);
     assert!(resp.topics.is_empty());
 }
+
+#[test]
+fn internal_topic_missing_groups_and_coordinator_key_types() {
+    let broker = Broker::start(&["--group-initial-rebalance-delay-ms", "0"]);
+    let mut c = broker.connect();
+    let md = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s("t"))))]));
+    let _: MetadataResponse = c.call(ApiKey::Metadata, 12, &md);
+
+    // Committing creates __consumer_offsets, which Metadata shows as internal.
+    assert_eq!(commit_error(&mut c, &commit("solo", "", -1, "t")), 0);
+    let md = MetadataRequest::default().with_topics(None);
+    let resp: MetadataResponse = c.call(ApiKey::Metadata, 12, &md);
+    let internal: Vec<_> =
+        resp.topics.iter().filter(|t| t.is_internal).map(|t| t.name.as_ref().unwrap().to_string()).collect();
+    assert_eq!(internal, vec!["__consumer_offsets".to_string()]);
+
+    let resp: DescribeGroupsResponse =
+        c.call(ApiKey::DescribeGroups, 6, &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("ghost"))]));
+    assert_eq!((resp.groups[0].error_code, resp.groups[0].group_state.as_str()), (E::GroupIdNotFound.code(), "Dead"));
+
+    let find = FindCoordinatorRequest::default().with_key_type(2).with_coordinator_keys(vec![s("share")]);
+    let resp: FindCoordinatorResponse = c.call(ApiKey::FindCoordinator, 6, &find);
+    assert_eq!(resp.coordinators[0].error_code, E::InvalidRequest.code());
+    let find = FindCoordinatorRequest::default().with_coordinator_keys(vec![s("a"), s("b")]);
+    let resp: FindCoordinatorResponse = c.call(ApiKey::FindCoordinator, 6, &find);
+    assert!(resp.coordinators.iter().all(|k| k.error_code == 0 && k.port == i32::from(broker.port)), "batched keys");
+}

@@ -18,6 +18,7 @@ use crate::broker::Broker;
 use crate::group::{Group, GroupState, JoinRequest};
 
 const GROUP_KEY: i8 = 0;
+const TRANSACTION_KEY: i8 = 1;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -45,7 +46,9 @@ pub async fn find_coordinator(
                 GROUP_KEY if ready => return entry.with_node_id(node).with_host(host.clone()).with_port(port),
                 GROUP_KEY => E::CoordinatorNotAvailable,
                 // Transactions are not served yet: no transaction coordinator.
-                _ => E::CoordinatorNotAvailable,
+                TRANSACTION_KEY => E::CoordinatorNotAvailable,
+                // Share groups (KIP-932) and unknown key types.
+                _ => E::InvalidRequest,
             };
             entry.with_error_code(code::of(error)).with_error_message(Some(s(&error.to_string())))
         })
@@ -247,7 +250,14 @@ pub async fn describe_groups(broker: &Arc<Broker>, req: DescribeGroupsRequest, v
         let base = DescribedGroup::default().with_group_id(group_id).with_authorized_operations(i32::MIN);
         groups.push(match described {
             Err(e) => base.with_error_code(route_error(&e)),
-            // Kafka describes an unknown group as Dead with no members.
+            // Kafka describes an unknown group as Dead with no members, and
+            // from v6 (KIP-1043) also says GROUP_ID_NOT_FOUND.
+            Ok(None) if version >= 6 => {
+                let message = format!("Group {} not found.", base.group_id.as_str());
+                base.with_group_state(s("Dead"))
+                    .with_error_code(code::of(E::GroupIdNotFound))
+                    .with_error_message(Some(s(&message)))
+            }
             Ok(None) => base.with_group_state(s("Dead")),
             Ok(Some((state, protocol_type, protocol, members))) => {
                 let stable = state == GroupState::Stable;
