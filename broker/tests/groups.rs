@@ -181,3 +181,25 @@ fn internal_topic_missing_groups_and_coordinator_key_types() {
     let resp: FindCoordinatorResponse = c.call(ApiKey::FindCoordinator, 6, &find);
     assert!(resp.coordinators.iter().all(|k| k.error_code == 0 && k.port == i32::from(broker.port)), "batched keys");
 }
+
+#[test]
+fn shutdown_does_not_wait_for_a_pending_rebalance() {
+    let broker = Broker::start(&["--group-initial-rebalance-delay-ms", "0"]);
+    let mut a = broker.connect();
+    let resp: JoinGroupResponse = a.call(ApiKey::JoinGroup, 9, &join("slow", "", 10_000));
+    let first = resp.member_id.to_string();
+    let resp: JoinGroupResponse = a.call(ApiKey::JoinGroup, 9, &join("slow", &first, 10_000));
+    assert_eq!(resp.error_code, 0);
+    // A second member's join now waits for the first to rejoin (up to 10 s).
+    let mut b = broker.connect();
+    let resp: JoinGroupResponse = b.call(ApiKey::JoinGroup, 9, &join("slow", "", 10_000));
+    let second = resp.member_id.to_string();
+    b.send(ApiKey::JoinGroup, 9, &join("slow", &second, 10_000));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let (code, _dir) = broker.terminate();
+    assert_eq!(code, 0);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "stopped in {:?}", started.elapsed());
+    let (_, resp) = b.recv::<JoinGroupResponse>(9);
+    assert_eq!(resp.error_code, E::CoordinatorNotAvailable.code(), "the waiting join is answered, not dropped");
+}

@@ -18,8 +18,9 @@ use std::sync::Arc;
 pub use create_topics::MAX_PARTITIONS;
 
 use bytes::Bytes;
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{ApiKey, JoinGroupResponse, SyncGroupResponse};
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
+use kafka_protocol::ResponseError;
 use sluice_protocol::message::{encode_response, EncodeError, Request, RequestError};
 
 use crate::broker::Broker;
@@ -122,11 +123,24 @@ pub async fn dispatch(
         ApiKey::JoinGroup => {
             let client_id = req.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
             let host = format!("/{}", peer.ip());
-            let resp = groups::join_group(broker, req.decode("JoinGroup")?, version, client_id, host).await;
+            let join = groups::join_group(broker, req.decode("JoinGroup")?, version, client_id, host);
+            // A join can wait for a whole rebalance: do not hold shutdown up.
+            let resp = tokio::select! {
+                resp = join => resp,
+                _ = shutdown.wait() => JoinGroupResponse::default()
+                    .with_error_code(code::of(ResponseError::CoordinatorNotAvailable))
+                    .with_generation_id(-1),
+            };
             reply(&req, "JoinGroup", &resp)
         }
         ApiKey::SyncGroup => {
-            reply(&req, "SyncGroup", &groups::sync_group(broker, req.decode("SyncGroup")?, version).await)
+            let sync = groups::sync_group(broker, req.decode("SyncGroup")?, version);
+            let resp = tokio::select! {
+                resp = sync => resp,
+                _ = shutdown.wait() => SyncGroupResponse::default()
+                    .with_error_code(code::of(ResponseError::CoordinatorNotAvailable)),
+            };
+            reply(&req, "SyncGroup", &resp)
         }
         ApiKey::Heartbeat => reply(&req, "Heartbeat", &groups::heartbeat(broker, req.decode("Heartbeat")?).await),
         ApiKey::LeaveGroup => {
