@@ -3,7 +3,11 @@
 //! are stored as the client sent them; only `baseOffset` (and, for
 //! LogAppendTime, the timestamp fields and CRC) are ever patched.
 
+use std::io::{self, Read};
+
 use kafka_protocol::ResponseError;
+
+use crate::decompress;
 
 pub const HEADER_LEN: usize = 61;
 /// baseOffset + batchLength: the bytes not counted by `batchLength`.
@@ -14,7 +18,6 @@ const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
 
-pub const COMPRESSION_NONE: u8 = 0;
 pub const COMPRESSION_ZSTD: u8 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,14 +154,10 @@ pub fn validate_produced(records: &[u8], produce_version: i16) -> Result<BatchHe
     if h.is_transactional() && h.producer_id < 0 {
         return invalid("transactional batch without a producer id");
     }
-    if h.compression() == COMPRESSION_NONE {
-        for (expected_delta, rec) in Records::new(&records[HEADER_LEN..size], h.records_count).enumerate() {
-            let rec = rec.map_err(|e| BatchError::Invalid(e.to_string()))?;
-            if rec.offset_delta != expected_delta as i64 {
-                return invalid("record offsets within the batch are not consecutive");
-            }
-        }
-    }
+    let payload = &records[HEADER_LEN..size];
+    let mut body = decompress::reader(h.compression(), payload)
+        .map_err(|e| BatchError::Corrupt(format!("cannot decompress records: {e}")))?;
+    walk_records(&mut body, h.records_count)?;
     Ok(h)
 }
 
@@ -175,108 +174,89 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
-/// One record's position fields, as read from an uncompressed batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordPosition {
-    pub offset_delta: i64,
-    pub timestamp_delta: i64,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("malformed record {index}: {reason}")]
-pub struct RecordError {
-    pub index: i32,
-    pub reason: &'static str,
-}
-
-/// Iterates the records of an uncompressed batch body (the bytes after the
-/// header), checking each record's framing, key, value and headers.
-pub struct Records<'a> {
-    buf: &'a [u8],
-    remaining: i32,
-    index: i32,
-}
-
-impl<'a> Records<'a> {
-    pub fn new(body: &'a [u8], count: i32) -> Self {
-        Self { buf: body, remaining: count, index: 0 }
-    }
-
-    fn next_record(&mut self) -> Result<RecordPosition, &'static str> {
-        let len = read_varint(&mut self.buf).ok_or("bad length")?;
-        if len < 0 || len as usize > self.buf.len() {
-            return Err("length runs past the batch");
+/// Reads every record of a (decompressed) batch body, as Kafka's validator
+/// does: each must be framed correctly (length, attributes, timestamp and
+/// offset deltas, key, value, headers), offsets must run 0, 1, 2, ..., and
+/// nothing may follow the last record. Codec failures are CORRUPT_MESSAGE,
+/// malformed records INVALID_RECORD.
+fn walk_records(body: &mut dyn Read, count: i32) -> Result<(), BatchError> {
+    let mut r = io::BufReader::with_capacity(64 * 1024, body);
+    for index in 0..i64::from(count) {
+        let len = read_varint(&mut r).map_err(|e| record_error(index, e))?;
+        if len < 0 {
+            return Err(BatchError::Invalid(format!("record {index} has a negative length")));
         }
-        let (mut rec, rest) = self.buf.split_at(len as usize);
-        self.buf = rest;
-        rec = rec.get(1..).ok_or("missing attributes")?;
-        let timestamp_delta = read_varint(&mut rec).ok_or("bad timestamp delta")?;
-        let offset_delta = read_varint(&mut rec).ok_or("bad offset delta")?;
-        skip_nullable_bytes(&mut rec).ok_or("bad key")?;
-        skip_nullable_bytes(&mut rec).ok_or("bad value")?;
-        let headers = read_varint(&mut rec).ok_or("bad header count")?;
-        if headers < 0 {
-            return Err("negative header count");
-        }
-        for _ in 0..headers {
-            let key_len = read_varint(&mut rec).ok_or("bad header key")?;
-            if key_len < 0 || key_len as usize > rec.len() {
-                return Err("bad header key");
+        let mut rec = (&mut r).take(len as u64);
+        let check = |rec: &mut io::Take<&mut io::BufReader<&mut dyn Read>>| -> io::Result<Option<&'static str>> {
+            let mut attributes = [0u8; 1];
+            rec.read_exact(&mut attributes)?;
+            read_varint(rec)?; // timestamp delta
+            if read_varint(rec)? != index {
+                return Ok(Some("record offsets within the batch are not consecutive"));
             }
-            rec = &rec[key_len as usize..];
-            skip_nullable_bytes(&mut rec).ok_or("bad header value")?;
+            if !skip_nullable(rec)? || !skip_nullable(rec)? {
+                return Ok(Some("bad key or value length"));
+            }
+            let headers = read_varint(rec)?;
+            if headers < 0 {
+                return Ok(Some("negative header count"));
+            }
+            for _ in 0..headers {
+                let key = read_varint(rec)?;
+                if key < 0 || !skip(rec, key as u64)? || !skip_nullable(rec)? {
+                    return Ok(Some("bad header"));
+                }
+            }
+            Ok((rec.limit() != 0).then_some("trailing bytes inside record"))
+        };
+        match check(&mut rec) {
+            Ok(None) => {}
+            Ok(Some(reason)) => return Err(BatchError::Invalid(format!("malformed record {index}: {reason}"))),
+            Err(e) => return Err(record_error(index, e)),
         }
-        if !rec.is_empty() {
-            return Err("trailing bytes inside record");
-        }
-        Ok(RecordPosition { offset_delta, timestamp_delta })
+    }
+    match r.read(&mut [0u8; 1]) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(BatchError::Invalid("bytes after the last record".into())),
+        Err(e) => Err(record_error(i64::from(count), e)),
     }
 }
 
-impl Iterator for Records<'_> {
-    type Item = Result<RecordPosition, RecordError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.remaining <= 0 {
-            if self.buf.is_empty() || self.index < 0 {
-                return None;
-            }
-            self.index = -1;
-            return Some(Err(RecordError { index: self.index, reason: "bytes after the last record" }));
-        }
-        self.remaining -= 1;
-        let index = self.index;
-        self.index += 1;
-        Some(self.next_record().map_err(|reason| {
-            self.remaining = 0;
-            self.buf = &[];
-            RecordError { index, reason }
-        }))
+/// A record that ends early is malformed; anything else the codec reports
+/// means the compressed data is corrupt.
+fn record_error(index: i64, e: io::Error) -> BatchError {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => BatchError::Invalid(format!("malformed record {index}: runs past the batch")),
+        _ => BatchError::Corrupt(format!("cannot decompress records: {e}")),
     }
 }
 
 /// Zig-zag varint as used inside records (up to 64 bits).
-fn read_varint(buf: &mut &[u8]) -> Option<i64> {
+fn read_varint(r: &mut impl Read) -> io::Result<i64> {
     let mut raw: u64 = 0;
-    for (i, &b) in buf.iter().enumerate().take(10) {
-        raw |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            *buf = &buf[i + 1..];
-            return Some((raw >> 1) as i64 ^ -((raw & 1) as i64));
+    for i in 0..10 {
+        let mut b = [0u8; 1];
+        r.read_exact(&mut b)?;
+        raw |= u64::from(b[0] & 0x7f) << (7 * i);
+        if b[0] & 0x80 == 0 {
+            return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
         }
     }
-    None
+    Err(io::Error::new(io::ErrorKind::UnexpectedEof, "varint longer than 10 bytes"))
 }
 
-fn skip_nullable_bytes(buf: &mut &[u8]) -> Option<()> {
-    let len = read_varint(buf)?;
-    if len < -1 || len > buf.len() as i64 {
-        return None;
+/// Skips exactly `n` bytes; false if the input ends first.
+fn skip(r: &mut impl Read, n: u64) -> io::Result<bool> {
+    Ok(io::copy(&mut r.take(n), &mut io::sink())? == n)
+}
+
+/// Skips a varint-length byte field where -1 means null.
+fn skip_nullable(r: &mut impl Read) -> io::Result<bool> {
+    match read_varint(r)? {
+        -1 => Ok(true),
+        n if n < 0 => Ok(false),
+        n => skip(r, n as u64),
     }
-    if len > 0 {
-        *buf = &buf[len as usize..];
-    }
-    Some(())
 }
 
 #[cfg(test)]
@@ -331,8 +311,6 @@ pub(crate) mod tests {
         let b = batch(3);
         let h = validate_produced(&b, 9).unwrap();
         assert_eq!((h.records_count, h.last_offset_delta, h.max_timestamp), (3, 2, 1002));
-        let recs: Vec<_> = Records::new(&b[HEADER_LEN..], 3).collect::<Result<_, _>>().unwrap();
-        assert_eq!(recs[2], RecordPosition { offset_delta: 2, timestamp_delta: 2 });
     }
 
     #[test]
@@ -380,12 +358,77 @@ pub(crate) mod tests {
         assert_eq!(validate_produced(&b, 9).unwrap_err().error_code(), ResponseError::InvalidRecord.code());
     }
 
-    #[test]
-    fn zstd_needs_produce_v7() {
-        let mut b = batch(1);
-        b[22] |= COMPRESSION_ZSTD;
+    /// A real batch in `compression`, encoded by the kafka-protocol crate.
+    fn compressed(compression: kafka_protocol::records::Compression, n: usize) -> Vec<u8> {
+        use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32,
+                timestamp: 1000 + i as i64,
+                key: Some(bytes::Bytes::from(format!("k{i}"))),
+                value: Some(bytes::Bytes::from(vec![b'v'; 100])),
+                headers: [(
+                    kafka_protocol::protocol::StrBytes::from_static_str("h"),
+                    Some(bytes::Bytes::from_static(b"x")),
+                )]
+                .into_iter()
+                .collect(),
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).unwrap();
+        buf.to_vec()
+    }
+
+    fn refresh_crc(b: &mut [u8]) {
         let crc = crc32c::crc32c(&b[CRC_START..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    #[test]
+    fn compressed_batches_are_validated_in_every_codec() {
+        use kafka_protocol::records::Compression::*;
+        for codec in [None, Gzip, Snappy, Lz4, Zstd] {
+            let b = compressed(codec, 50);
+            let h = validate_produced(&b, 9).unwrap_or_else(|e| panic!("{codec:?}: {e}"));
+            assert_eq!(h.records_count, 50);
+            // Garble the compressed bytes but keep the CRC right: still refused.
+            let mut bad = b.clone();
+            let mid = HEADER_LEN + (bad.len() - HEADER_LEN) / 2;
+            bad[mid..mid + 8].copy_from_slice(&[0xff; 8]);
+            refresh_crc(&mut bad);
+            let err = validate_produced(&bad, 9).expect_err(&format!("{codec:?} garbled"));
+            assert!(
+                [ResponseError::CorruptMessage.code(), ResponseError::InvalidRecord.code()].contains(&err.error_code()),
+                "{codec:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_snappy_block_claiming_a_huge_size_is_refused_without_allocating_it() {
+        let mut b = compressed(kafka_protocol::records::Compression::None, 1);
+        b.truncate(HEADER_LEN);
+        // A raw snappy stream whose header says 2 GiB.
+        b.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x08, 0x00]);
+        let len = (b.len() - LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[22] |= 2; // snappy
+        refresh_crc(&mut b);
+        assert_eq!(validate_produced(&b, 9).unwrap_err().error_code(), ResponseError::CorruptMessage.code());
+    }
+
+    #[test]
+    fn zstd_needs_produce_v7() {
+        let b = compressed(kafka_protocol::records::Compression::Zstd, 3);
         assert_eq!(
             validate_produced(&b, 6).unwrap_err().error_code(),
             ResponseError::UnsupportedCompressionType.code()

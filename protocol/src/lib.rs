@@ -3,6 +3,7 @@
 //! generated messages, response encoding, and RecordBatch v2 validation.
 
 pub mod batch;
+pub mod decompress;
 pub mod frame;
 pub mod message;
 
