@@ -269,7 +269,9 @@ impl Group {
         let changed = g.members.get(&id).is_some_and(|m| m.protocols != req.protocols);
         let (tx, rx) = oneshot::channel();
         {
-            let m = g.members.get_mut(&id).expect("checked above");
+            let Some(m) = g.members.get_mut(&id) else {
+                return fail(error(E::UnknownMemberId), &id);
+            };
             m.protocols = req.protocols;
             m.session_timeout = Duration::from_millis(req.session_timeout_ms as u64);
             m.rebalance_timeout = Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64);
