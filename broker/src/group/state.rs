@@ -97,6 +97,8 @@ struct Member {
     protocols: Vec<(String, Bytes)>,
     assignment: Bytes,
     heartbeat_deadline: Instant,
+    /// Join order: the longest-standing member leads, as in Kafka.
+    joined: u64,
     join: Option<oneshot::Sender<JoinOutcome>>,
     sync: Option<oneshot::Sender<SyncOutcome>>,
 }
@@ -116,6 +118,7 @@ pub struct Group {
     pub offsets: HashMap<(String, i32), Committed>,
     /// Bumped on every new rebalance so stale timers do nothing.
     rebalance_epoch: u64,
+    joins: u64,
     /// The first rebalance of an empty group completes only at its deadline.
     initial_delay: bool,
     /// Wall-clock ms when a managed group last became empty; `None` for a
@@ -141,6 +144,7 @@ impl Group {
             static_members: HashMap::new(),
             offsets: HashMap::new(),
             rebalance_epoch: 0,
+            joins: 0,
             initial_delay: false,
             empty_since_ms: None,
         }
@@ -303,6 +307,7 @@ impl Group {
     ) -> oneshot::Receiver<JoinOutcome> {
         let (tx, rx) = oneshot::channel();
         let session_timeout = Duration::from_millis(req.session_timeout_ms as u64);
+        self.joins += 1;
         if self.members.is_empty() {
             self.protocol_type = Some(req.protocol_type.clone());
         }
@@ -318,6 +323,7 @@ impl Group {
                 protocols: req.protocols,
                 assignment: Bytes::new(),
                 heartbeat_deadline: Instant::now() + session_timeout,
+                joined: self.joins,
                 join: Some(tx),
                 sync: None,
             },
@@ -464,7 +470,7 @@ impl Group {
         }
         self.protocol = self.select_protocol();
         if !self.leader.as_ref().is_some_and(|l| self.members.contains_key(l)) {
-            self.leader = self.members.keys().next().cloned();
+            self.leader = self.members.values().min_by_key(|m| m.joined).map(|m| m.id.clone());
         }
         self.state = GroupState::CompletingRebalance;
         let ids: Vec<String> = self.members.keys().cloned().collect();
