@@ -195,10 +195,6 @@ impl PartitionLog {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn config(&self) -> &LogConfig {
         &self.config
     }
