@@ -38,8 +38,14 @@ impl StoredBatch {
         if last_offset_delta < 0 {
             return None;
         }
+        let base_offset = i64::from_be_bytes(buf[0..8].try_into().ok()?);
+        // baseOffset is not covered by the CRC: refuse values whose offsets
+        // cannot exist rather than overflow on them.
+        if base_offset < 0 || base_offset.checked_add(i64::from(last_offset_delta) + 1).is_none() {
+            return None;
+        }
         Some(Self {
-            base_offset: i64::from_be_bytes(buf[0..8].try_into().ok()?),
+            base_offset,
             size: (LOG_OVERHEAD as u32).checked_add(batch_length as u32)?,
             last_offset_delta,
             max_timestamp: i64::from_be_bytes(buf[35..43].try_into().ok()?),

@@ -88,6 +88,9 @@ pub struct ReadResult {
 /// reports the outcome with [`PartitionLog::complete`].
 pub struct Reservation {
     pub ticket: u64,
+    /// The log's rollback epoch when reserved: if a failed write rolls the
+    /// log back before this append became visible, the append is discarded.
+    pub epoch: u64,
     pub info: AppendInfo,
     pub file: Rc<File>,
     pub position: u64,
@@ -136,6 +139,10 @@ pub struct PartitionLog {
     /// Lowest readable offset as moved by DeleteRecords (at least the
     /// first segment's base).
     log_start: i64,
+    /// Bumped by every rollback after a failed write.
+    epoch: u64,
+    /// Offsets below this were durable when the log was opened.
+    durable_at_open: i64,
 }
 
 impl PartitionLog {
@@ -153,12 +160,18 @@ impl PartitionLog {
         bases.sort_unstable();
         let recovery = read_recovery_point(dir)?;
         let mut segments = BTreeMap::new();
+        // Segments recovered by scanning may hold data that only reached the
+        // page cache before a crash: they are fsynced in the first round.
+        let mut unsynced = Vec::new();
         for (i, &base) in bases.iter().enumerate() {
             let next_base = bases.get(i + 1).copied();
             // Trusted: wholly below the recovery point, or the last segment
             // after a clean shutdown. Anything else is scanned with CRCs.
             let trusted = next_base.map_or(recovery.clean, |next| next <= recovery.offset);
             let seg = Segment::open(dir, base, config.index_interval_bytes, trusted)?;
+            if !trusted {
+                unsynced.push((seg.log_file().clone(), seg.next_offset()));
+            }
             let whole = next_base.is_none_or(|next| seg.next_offset() == next);
             segments.insert(base, seg);
             if !whole {
@@ -175,13 +188,16 @@ impl PartitionLog {
             // From here on an unplanned stop must not be taken for a clean one.
             write_recovery_point(dir, RecoveryPoint { clean: false, ..recovery })?;
         }
-        let mut unsynced = Vec::new();
+        if !unsynced.is_empty() {
+            unsynced.push((open_dir(dir)?, 0));
+        }
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, config.index_interval_bytes)?);
             unsynced.push((open_dir(dir)?, 0));
         }
         let visible_offset = segments.values().next_back().map_or(0, Segment::next_offset);
         let log_start = read_log_start(dir)?.unwrap_or(0).min(visible_offset);
+        let durable_at_open = if recovery.clean { visible_offset } else { recovery.offset.min(visible_offset) };
         Ok(Self {
             dir: dir.to_owned(),
             config,
@@ -192,7 +208,20 @@ impl PartitionLog {
             failed: false,
             unsynced,
             log_start,
+            epoch: 0,
+            durable_at_open,
         })
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Offsets below this were durable when the log was opened: all of it
+    /// after a clean stop, else up to the last recovery checkpoint. Data
+    /// recovered beyond it is fsynced with the next sync round.
+    pub fn durable_at_open(&self) -> i64 {
+        self.durable_at_open
     }
 
     pub fn config(&self) -> &LogConfig {
@@ -241,7 +270,8 @@ impl PartitionLog {
             return Err(StorageError::InvalidBatch("batch length field disagrees with its size"));
         }
         let active = self.active();
-        let relative_last = info.last_offset() - info.base_offset + base_offset - active.base_offset;
+        // The client's own baseOffset is meaningless (and may be extreme).
+        let relative_last = i64::from(info.last_offset_delta) + base_offset - active.base_offset;
         let full = active.size() > 0 && active.size() + batch.len() as u64 > self.config.segment_bytes;
         let old = active.size() > 0 && active.age_ms() >= self.config.segment_ms.max(0) as u128;
         let mut index_writes = Vec::new();
@@ -265,6 +295,7 @@ impl PartitionLog {
         });
         Ok(Reservation {
             ticket,
+            epoch: self.epoch,
             info: AppendInfo { base_offset, last_offset: info.last_offset() },
             file,
             position,
@@ -276,7 +307,9 @@ impl PartitionLog {
         let old = self.active_mut();
         let seal = old.seal();
         let files = old.files();
-        self.unsynced.extend(files.into_iter().map(|f| (f, base_offset)));
+        // The seal's index write completes with the first append of the new
+        // segment, so these files are whole only past that append.
+        self.unsynced.extend(files.into_iter().map(|f| (f, base_offset + 1)));
         let seg = Segment::create(&self.dir, base_offset, self.config.index_interval_bytes)?;
         self.segments.insert(base_offset, seg);
         self.unsynced.push((open_dir(&self.dir)?, base_offset));
@@ -330,6 +363,7 @@ impl PartitionLog {
         let active = self.active_mut();
         let size = active.visible_size();
         active.truncate_to(size, visible.max(active.base_offset))?;
+        self.epoch += 1;
         self.failed = false;
         tracing::warn!(dir = %self.dir.display(), next_offset = visible, "rolled the log back to its last complete write");
         Ok(())

@@ -33,6 +33,11 @@ pub struct Partition {
     /// Offsets below this are durable (fdatasync done).
     durable: Cell<i64>,
     syncing: Cell<bool>,
+    /// An fdatasync failed: Linux reports a writeback error once and then
+    /// forgets it, so nothing written since can be trusted to be durable.
+    /// The partition refuses appends until the broker restarts (as Kafka
+    /// takes a log directory offline).
+    sync_failed: Cell<bool>,
     sync_rounds: Cell<u64>,
     /// The recovery point last written to disk.
     checkpointed: Cell<RecoveryPoint>,
@@ -51,13 +56,14 @@ impl Partition {
     /// Opens (and recovers) the log in `dir`.
     pub async fn open(dir: &Path, config: LogConfig, ring: Rc<Ring>) -> Result<Self, StorageError> {
         let log = PartitionLog::open(dir, config)?;
-        let durable = log.visible_offset();
+        let durable = log.durable_at_open();
         Ok(Self {
             dir: dir.to_owned(),
             ring,
             log: RefCell::new(log),
             durable: Cell::new(durable),
             syncing: Cell::new(false),
+            sync_failed: Cell::new(false),
             sync_rounds: Cell::new(0),
             checkpointed: Cell::new(RecoveryPoint::default()),
             progress: Notify::new(),
@@ -83,6 +89,9 @@ impl Partition {
     /// the fsync policy, durable. No partial batch ever becomes visible: a
     /// failed write rolls the log back to its last complete batch.
     pub async fn append(&self, mut batch: Vec<u8>) -> Result<(AppendInfo, LogOffsets), StorageError> {
+        if self.sync_failed.get() {
+            return Err(StorageError::Unavailable("an fsync failed; restart to recover"));
+        }
         let reservation = self.log.borrow_mut().reserve(&mut batch)?;
         let data = self.ring.write_all_at(&reservation.file, batch, reservation.position);
         let indexes: Vec<_> = reservation
@@ -97,12 +106,14 @@ impl Partition {
                 outcome = written;
             }
         }
-        let advanced = self.log.borrow_mut().complete(reservation.ticket, outcome.is_ok())?;
-        if advanced {
-            self.progress.notify_waiters();
-        }
+        let completed = self.log.borrow_mut().complete(reservation.ticket, outcome.is_ok());
+        self.progress.notify_waiters();
+        completed?;
         outcome.map_err(|e| StorageError::Io { op: "append", path: self.dir.clone(), source: e })?;
         let end = reservation.info.last_offset + 1;
+        // Acknowledge only once every earlier append is written too: an
+        // earlier failed write rolls this one back as well.
+        self.wait_visible(end, reservation.epoch).await?;
         let policy = self.log.borrow().config().fsync;
         match policy {
             FsyncPolicy::Never => {}
@@ -112,6 +123,26 @@ impl Partition {
         Ok((reservation.info, self.offsets()))
     }
 
+    /// Waits until offsets below `end` are visible, failing if a rollback
+    /// (after an earlier write failed) discarded them first.
+    async fn wait_visible(&self, end: i64, epoch: u64) -> Result<(), StorageError> {
+        loop {
+            let progressed = self.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            {
+                let log = self.log.borrow();
+                if log.epoch() != epoch {
+                    return Err(StorageError::Unavailable("discarded: an earlier write to this partition failed"));
+                }
+                if log.visible_offset() >= end {
+                    return Ok(());
+                }
+            }
+            progressed.await;
+        }
+    }
+
     /// Waits until everything below `end` is durable. With `share`, an fsync
     /// already in flight or one started by another append may cover it.
     async fn wait_durable(&self, end: i64, share: bool) -> Result<(), StorageError> {
@@ -119,6 +150,9 @@ impl Partition {
             let progressed = self.progress.notified();
             tokio::pin!(progressed);
             progressed.as_mut().enable();
+            if self.sync_failed.get() {
+                return Err(StorageError::Unavailable("an fsync failed; restart to recover"));
+            }
             if self.durable.get() >= end {
                 return Ok(());
             }
@@ -151,6 +185,9 @@ impl Partition {
         if outcome.is_ok() {
             self.log.borrow_mut().mark_synced(target);
             self.durable.set(self.durable.get().max(target));
+        } else {
+            self.sync_failed.set(true);
+            tracing::error!(dir = %self.dir.display(), "fdatasync failed: the partition refuses writes until restart");
         }
         self.syncing.set(false);
         self.progress.notify_waiters();

@@ -295,7 +295,8 @@ impl Segment {
         found: impl Fn(&StoredBatch) -> bool,
     ) -> Result<Option<(u64, StoredBatch)>, StorageError> {
         let mut header = [0u8; BATCH_HEADER_LEN];
-        while position + BATCH_HEADER_LEN as u64 <= self.size {
+        // Only completed writes: reserved bytes may still be in flight.
+        while position + BATCH_HEADER_LEN as u64 <= self.visible_size {
             self.log.read_exact_at(&mut header, position).map_err(StorageError::io("read segment", &self.path))?;
             let Some(batch) = StoredBatch::parse(&header) else {
                 return Err(StorageError::InvalidBatch("unreadable batch header inside a recovered segment"));
@@ -315,7 +316,8 @@ impl Segment {
         let mut position = self.offsets.last().map_or(0, |e| u64::from(e.position));
         let mut next_offset = self.base_offset;
         let mut header = [0u8; BATCH_HEADER_LEN];
-        while position + BATCH_HEADER_LEN as u64 <= self.size {
+        // Only completed writes: reserved bytes may still be in flight.
+        while position + BATCH_HEADER_LEN as u64 <= self.visible_size {
             self.log.read_exact_at(&mut header, position).map_err(StorageError::io("read segment", &self.path))?;
             let Some(batch) = StoredBatch::parse(&header) else { return Ok(None) };
             position += u64::from(batch.size);

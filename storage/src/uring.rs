@@ -176,21 +176,55 @@ impl Ring {
 
     fn reap(&self) {
         let mut inner = self.inner.borrow_mut();
-        let Inner { ring, slots, free } = &mut *inner;
-        for cqe in ring.completion() {
-            let slot = cqe.user_data() as usize;
-            let Some(state) = slots.get_mut(slot) else { continue };
-            match std::mem::replace(state, Slot::Free { next: *free }) {
-                Slot::Waiting { waker, keep } => {
-                    *state = Slot::Done { result: cqe.result(), _keep: keep };
-                    if let Some(w) = waker {
-                        w.wake();
+        loop {
+            let Inner { ring, slots, free } = &mut *inner;
+            for cqe in ring.completion() {
+                let slot = cqe.user_data() as usize;
+                let Some(state) = slots.get_mut(slot) else { continue };
+                match std::mem::replace(state, Slot::Free { next: *free }) {
+                    Slot::Waiting { waker, keep } => {
+                        *state = Slot::Done { result: cqe.result(), _keep: keep };
+                        if let Some(w) = waker {
+                            w.wake();
+                        }
                     }
+                    Slot::Orphaned { .. } => *free = slot,
+                    other => *state = other,
                 }
-                Slot::Orphaned { .. } => *free = slot,
-                other => *state = other,
+            }
+            // Completions that did not fit the queue wait in the kernel until
+            // it is entered again (IORING_FEAT_NODROP): fetch them now.
+            if !ring.submission().cq_overflow() {
+                break;
+            }
+            let _ = ring.submit();
+        }
+        // Entries a failed submit left queued must not wait for new work.
+        if !inner.ring.submission().is_empty() {
+            self.submit_needed.notify_one();
+        }
+    }
+
+    fn in_flight(&self) -> bool {
+        self.inner.borrow().slots.iter().any(|s| matches!(s, Slot::Waiting { .. } | Slot::Orphaned { .. }))
+    }
+}
+
+impl Drop for Ring {
+    /// Waits for the kernel to finish with every buffer still lent to it
+    /// before the buffers and the ring are freed.
+    fn drop(&mut self) {
+        for _ in 0..10_000 {
+            if !self.in_flight() {
+                return;
+            }
+            let waited = self.inner.borrow_mut().ring.submit_and_wait(1);
+            self.reap();
+            if waited.is_err() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
         }
+        tracing::error!("io_uring dropped with operations still in flight");
     }
 }
 

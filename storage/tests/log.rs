@@ -341,3 +341,24 @@ fn a_clean_shutdown_lets_the_next_start_trust_every_segment() {
         assert_eq!(recovery, "120 dirty", "a later crash is not mistaken for a clean stop");
     });
 }
+
+#[test]
+fn a_failed_write_discards_later_completed_writes_and_moves_the_epoch() {
+    use sluice_storage::PartitionLog;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small_segments()).unwrap();
+    let (mut a, mut b) = (batch(3, 1000, 50), batch(2, 1001, 50));
+    let ra = log.reserve(&mut a).unwrap();
+    let rb = log.reserve(&mut b).unwrap();
+    assert_eq!((ra.info.base_offset, rb.info.base_offset, ra.epoch), (0, 3, rb.epoch));
+    // B's write finishes first; it is not visible before A's.
+    assert!(!log.complete(rb.ticket, true).unwrap());
+    assert_eq!(log.visible_offset(), 0);
+    assert!(log.reserve(&mut batch(1, 1002, 50)).is_ok(), "appends continue while A is in flight");
+    // A fails: everything reserved after the visible prefix is discarded.
+    log.complete(ra.ticket, false).unwrap();
+    log.complete(ra.ticket + 2, true).unwrap();
+    assert_eq!(log.visible_offset(), 0);
+    assert_eq!(log.next_offset(), 0, "offsets are handed out again from the last complete write");
+    assert_ne!(log.epoch(), ra.epoch, "B's appender sees the epoch move and reports failure");
+}

@@ -77,6 +77,13 @@ impl Coordinator {
         self.groups.borrow_mut().remove(id);
     }
 
+    /// Puts back a group removed by a deletion that could not be written,
+    /// unless a new group of that name appeared meanwhile.
+    pub fn restore(&self, group: Rc<RefCell<Group>>) {
+        let id = group.borrow().id.clone();
+        self.groups.borrow_mut().entry(id).or_insert(group);
+    }
+
     pub fn all(&self) -> Vec<Rc<RefCell<Group>>> {
         self.groups.borrow().values().cloned().collect()
     }

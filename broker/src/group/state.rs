@@ -236,8 +236,13 @@ impl Group {
         }
         let compatible = match &g.protocol_type {
             _ if g.members.is_empty() => !req.protocol_type.is_empty() && !req.protocols.is_empty(),
+            // One of the newcomer's protocols must be supported by everyone.
             Some(t) => {
-                *t == req.protocol_type && g.members.values().all(|m| shares_protocol(&m.protocols, &req.protocols))
+                *t == req.protocol_type
+                    && req
+                        .protocols
+                        .iter()
+                        .any(|(name, _)| g.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name)))
             }
             None => true,
         };
@@ -280,7 +285,12 @@ impl Group {
             m.session_timeout = Duration::from_millis(req.session_timeout_ms as u64);
             m.rebalance_timeout = Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64);
             m.heartbeat_deadline = now + m.session_timeout;
-            m.join = Some(tx);
+            if let Some(previous) = m.join.replace(tx) {
+                // A second join from the same member supersedes the first.
+                let superseded =
+                    JoinOutcome { error: error(E::RebalanceInProgress), generation: -1, ..Default::default() };
+                let _ = previous.send(superseded);
+            }
         }
         match g.state {
             GroupState::PreparingRebalance => g.maybe_complete_join(),
@@ -538,8 +548,8 @@ impl Group {
             GroupState::Stable => Ok(self.sync_outcome(member_id)),
             GroupState::CompletingRebalance => {
                 let (tx, rx) = oneshot::channel();
-                if let Some(m) = self.members.get_mut(member_id) {
-                    m.sync = Some(tx);
+                if let Some(previous) = self.members.get_mut(member_id).and_then(|m| m.sync.replace(tx)) {
+                    let _ = previous.send(SyncOutcome { error: error(E::RebalanceInProgress), ..Default::default() });
                 }
                 if self.leader.as_deref() == Some(member_id) {
                     let mut assigned: HashMap<String, Bytes> = assignments.into_iter().collect();
@@ -550,8 +560,12 @@ impl Group {
                     let ids: Vec<String> = self.members.keys().cloned().collect();
                     for id in ids {
                         let outcome = self.sync_outcome(&id);
-                        if let Some(tx) = self.members.get_mut(&id).and_then(|m| m.sync.take()) {
-                            let _ = tx.send(outcome);
+                        if let Some(m) = self.members.get_mut(&id) {
+                            // Sessions restart with the assignment, as in Kafka.
+                            m.heartbeat_deadline = now + m.session_timeout;
+                            if let Some(tx) = m.sync.take() {
+                                let _ = tx.send(outcome);
+                            }
                         }
                     }
                 }
@@ -660,10 +674,6 @@ impl Group {
         }
         g.on_membership_change(group, coord);
     }
-}
-
-fn shares_protocol(a: &[(String, Bytes)], b: &[(String, Bytes)]) -> bool {
-    a.iter().any(|(x, _)| b.iter().any(|(y, _)| x == y))
 }
 
 #[cfg(test)]

@@ -101,7 +101,12 @@ pub async fn join_group(
             let started = Group::join(&group, &coord, join);
             match started {
                 Ok(outcome) => outcome,
-                Err(rx) => rx.await.unwrap_or_default(),
+                // The group dropped the waiter without an answer.
+                Err(rx) => rx.await.unwrap_or_else(|_| crate::group::JoinOutcome {
+                    error: code::of(E::UnknownMemberId),
+                    generation: -1,
+                    ..Default::default()
+                }),
             }
         })
         .await;
@@ -158,7 +163,10 @@ pub async fn sync_group(broker: &Arc<Broker>, req: SyncGroupRequest, version: i1
             );
             match started {
                 Ok(o) => o,
-                Err(rx) => rx.await.unwrap_or_default(),
+                Err(rx) => rx.await.unwrap_or_else(|_| crate::group::SyncOutcome {
+                    error: code::of(E::UnknownMemberId),
+                    ..Default::default()
+                }),
             }
         })
         .await;
@@ -338,13 +346,16 @@ pub async fn delete_groups(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> De
                     }
                     g.offsets.keys().cloned().collect()
                 };
+                // Gone before the write: a join or commit arriving meanwhile
+                // starts a new group instead of landing in this one.
+                coord.remove(&id);
                 if !committed.is_empty() {
                     let batch = crate::group::encode_offset_tombstone(&id, &committed, now_ms());
                     if offsets.append(batch).await.is_err() {
+                        coord.restore(group);
                         return code::of(E::KafkaStorageError);
                     }
                 }
-                coord.remove(&id);
                 0
             })
             .await;

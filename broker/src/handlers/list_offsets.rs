@@ -74,7 +74,10 @@ async fn lookup(log: &Partition, target: i64) -> Result<Option<(i64, i64)>, Stor
             first_record(batch, |ts| ts == max)
         }),
         t => log.find_by_timestamp(t).await?.and_then(|batch| first_record(batch, |ts| ts >= t)),
-    })
+    }
+    // A batch straddling the log start (after DeleteRecords) must not
+    // answer an offset below it.
+    .map(|(ts, offset)| (ts, offset.max(offsets.log_start_offset))))
 }
 
 fn batch_max_timestamp(batch: &[u8]) -> Option<i64> {
