@@ -39,6 +39,14 @@ fn commit(group: &str, member: &str, generation: i32, topic: &str) -> OffsetComm
         ])])
 }
 
+/// Auto-creates topic "t" to commit offsets for.
+fn create_topic_t(c: &mut common::Client) {
+    let md = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s("t"))))]));
+    let _: MetadataResponse = c.call(ApiKey::Metadata, 12, &md);
+}
+
 fn commit_error(c: &mut common::Client, req: &OffsetCommitRequest) -> i16 {
     let resp: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, req);
     resp.topics[0].partitions[0].error_code
@@ -48,11 +56,7 @@ fn commit_error(c: &mut common::Client, req: &OffsetCommitRequest) -> i16 {
 fn joins_commits_and_deletes_get_kafka_errors() {
     let broker = Broker::start(&["--group-initial-rebalance-delay-ms", "0"]);
     let mut c = broker.connect();
-    // A topic to commit offsets for.
-    let md = MetadataRequest::default()
-        .with_allow_auto_topic_creation(true)
-        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s("t"))))]));
-    let _: MetadataResponse = c.call(ApiKey::Metadata, 12, &md);
+    create_topic_t(&mut c);
 
     let resp: JoinGroupResponse = c.call(ApiKey::JoinGroup, 9, &join("", "", 10_000));
     assert_eq!(resp.error_code, E::InvalidGroupId.code());
@@ -120,10 +124,7 @@ fn joins_commits_and_deletes_get_kafka_errors() {
 fn list_describe_and_offset_delete() {
     let broker = Broker::start(&["--group-initial-rebalance-delay-ms", "0"]);
     let mut c = broker.connect();
-    let md = MetadataRequest::default()
-        .with_allow_auto_topic_creation(true)
-        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s("t"))))]));
-    let _: MetadataResponse = c.call(ApiKey::Metadata, 12, &md);
+    create_topic_t(&mut c);
     assert_eq!(commit_error(&mut c, &commit("solo", "", -1, "t")), 0);
 
     let resp: ListGroupsResponse = c.call(ApiKey::ListGroups, 5, &ListGroupsRequest::default());
@@ -157,10 +158,7 @@ fn list_describe_and_offset_delete() {
 fn internal_topic_missing_groups_and_coordinator_key_types() {
     let broker = Broker::start(&["--group-initial-rebalance-delay-ms", "0"]);
     let mut c = broker.connect();
-    let md = MetadataRequest::default()
-        .with_allow_auto_topic_creation(true)
-        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s("t"))))]));
-    let _: MetadataResponse = c.call(ApiKey::Metadata, 12, &md);
+    create_topic_t(&mut c);
 
     // Committing creates __consumer_offsets, which Metadata shows as internal.
     assert_eq!(commit_error(&mut c, &commit("solo", "", -1, "t")), 0);

@@ -76,10 +76,7 @@ fn assigns_offsets_and_reads_back_every_batch_across_segments() {
         let written = fill(&open(dir.path(), &ring).await, 40).await;
         let p = open(dir.path(), &ring).await;
         assert_eq!(p.offsets().high_watermark, 120);
-        let segments = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"));
-        assert!(segments.count() > 3, "small segment.bytes must roll");
+        assert!(log_files(dir.path()).len() > 3, "small segment.bytes must roll");
         for (base, bytes) in &written {
             for offset in *base..*base + 3 {
                 assert_eq!(&read(&p, offset, 1, true).await.unwrap(), bytes, "offset {offset}: the containing batch");
@@ -192,13 +189,7 @@ fn lost_indexes_are_rebuilt() {
 }
 
 fn last_log_file(dir: &Path) -> std::path::PathBuf {
-    let mut logs: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    logs.sort();
-    logs.pop().unwrap()
+    log_files(dir).pop().unwrap()
 }
 
 #[test]
@@ -219,11 +210,7 @@ fn retention_deletes_whole_old_segments_and_moves_the_log_start() {
         assert_eq!(base_offset(&read(&p, start, 1, true).await.unwrap()), start);
         // Far in the future everything but the active segment goes.
         p.enforce_retention(i64::MAX / 2);
-        let files = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
-            .count();
-        assert_eq!(files, 1, "the active segment stays");
+        assert_eq!(log_files(dir.path()).len(), 1, "the active segment stays");
         assert_eq!(p.offsets().high_watermark, 120);
 
         // retention.bytes keeps the newest segments within the limit.
@@ -233,12 +220,7 @@ fn retention_deletes_whole_old_segments_and_moves_the_log_start() {
         let p = Partition::open(dir.path(), config, ring.clone()).await.unwrap();
         fill(&p, 40).await;
         p.enforce_retention(0);
-        let total: u64 = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "log"))
-            .map(|p| std::fs::metadata(p).unwrap().len())
-            .sum();
+        let total: u64 = log_files(dir.path()).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
         assert!(total <= 2048 + 1024, "within retention.bytes plus the active segment: {total}");
     });
 }
@@ -269,11 +251,7 @@ fn segment_ms_rolls_by_age() {
         let config = LogConfig { segment_bytes: 1 << 20, segment_ms: 0, ..small_segments() };
         let p = Partition::open(dir.path(), config, ring.clone()).await.unwrap();
         fill(&p, 3).await;
-        let logs = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
-            .count();
-        assert_eq!(logs, 3, "every non-empty segment is already old enough to roll");
+        assert_eq!(log_files(dir.path()).len(), 3, "every non-empty segment is already old enough to roll");
     });
 }
 
