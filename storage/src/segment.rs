@@ -250,6 +250,11 @@ impl Segment {
         self.next_offset = next_offset;
         self.indexer.has_entries = !self.offsets.entries().is_empty();
         self.indexer.bytes_since_entry = 0;
+        // Forget timestamps of the batches cut away (the time index keeps
+        // the newest that survived).
+        let last_time = self.times.last().map(|t| (t.timestamp, self.base_offset + i64::from(t.relative_offset)));
+        self.indexer.max_timestamp = last_time;
+        self.indexer.last_time_entry = last_time.map(|(ts, _)| ts);
         Ok(())
     }
 
