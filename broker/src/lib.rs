@@ -9,3 +9,8 @@ pub mod handlers;
 pub mod server;
 pub mod shard;
 pub mod topic_config;
+
+/// Wall-clock milliseconds since the Unix epoch, as Kafka timestamps count.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

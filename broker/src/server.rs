@@ -41,6 +41,15 @@ impl Shutdown {
         let mut rx = self.0.clone();
         let _ = rx.wait_for(|stop| *stop).await;
     }
+
+    /// Sleeps for `every`; false once the broker is shutting down, so
+    /// periodic tasks read `while shutdown.tick(every).await { ... }`.
+    pub async fn tick(&self, every: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => true,
+            _ = self.wait() => false,
+        }
+    }
 }
 
 /// Runs the broker until a signal stops it.
@@ -243,11 +252,7 @@ impl ShardThread {
 
 async fn flush_periodically(ctx: Rc<ShardContext>, shutdown: Shutdown) {
     let mut last_checkpoint = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
-            _ = shutdown.wait() => return,
-        }
+    while shutdown.tick(FLUSH_INTERVAL).await {
         let checkpoint = last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL;
         if checkpoint {
             last_checkpoint = tokio::time::Instant::now();
@@ -257,13 +262,8 @@ async fn flush_periodically(ctx: Rc<ShardContext>, shutdown: Shutdown) {
 }
 
 async fn enforce_retention_periodically(ctx: Rc<ShardContext>, every: Duration, shutdown: Shutdown) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.wait() => return,
-        }
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    while shutdown.tick(every).await {
+        let now = crate::now_ms();
         for (_, partition) in ctx.all() {
             partition.enforce_retention(now);
         }
@@ -274,11 +274,8 @@ async fn enforce_retention_periodically(ctx: Rc<ShardContext>, every: Duration, 
 const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 async fn expire_sessions_periodically(ctx: Rc<ShardContext>, shutdown: Shutdown) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(SESSION_CHECK_INTERVAL) => ctx.coordinator.expire_sessions(),
-            _ = shutdown.wait() => return,
-        }
+    while shutdown.tick(SESSION_CHECK_INTERVAL).await {
+        ctx.coordinator.expire_sessions();
     }
 }
 
@@ -286,13 +283,8 @@ async fn expire_sessions_periodically(ctx: Rc<ShardContext>, shutdown: Shutdown)
 const OFFSETS_RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 
 async fn expire_offsets_periodically(broker: Arc<Broker>, ctx: Rc<ShardContext>, shutdown: Shutdown) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(OFFSETS_RETENTION_CHECK_INTERVAL) => {}
-            _ = shutdown.wait() => return,
-        }
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    while shutdown.tick(OFFSETS_RETENTION_CHECK_INTERVAL).await {
+        let now = crate::now_ms();
         let Some(topic) = broker.topic(crate::group::OFFSETS_TOPIC) else { continue };
         for (group, expired) in ctx.coordinator.expired_offsets(now) {
             let Some(partition) = topic.tp(crate::group::partition_for(&group)).and_then(|tp| ctx.partition(&tp))

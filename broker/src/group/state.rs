@@ -470,9 +470,7 @@ impl Group {
         self.generation += 1;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
-            self.empty_since_ms = Some(
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
-            );
+            self.empty_since_ms = Some(crate::now_ms());
             self.protocol = None;
             self.protocol_type = None;
             self.leader = None;

@@ -350,7 +350,7 @@ pub async fn delete_groups(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> De
                 // starts a new group instead of landing in this one.
                 coord.remove(&id);
                 if !committed.is_empty() {
-                    let batch = crate::group::encode_offset_tombstone(&id, &committed, now_ms());
+                    let batch = crate::group::encode_offset_tombstone(&id, &committed, crate::now_ms());
                     if offsets.append(batch).await.is_err() {
                         coord.restore(group);
                         return code::of(E::KafkaStorageError);
@@ -363,8 +363,4 @@ pub async fn delete_groups(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> De
         results.push(DeletableGroupResult::default().with_group_id(group_id).with_error_code(error));
     }
     DeleteGroupsResponse::default().with_results(results)
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -14,7 +14,6 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError as E;
 
-use super::groups::now_ms;
 use super::{code, route_error};
 use crate::broker::Broker;
 use crate::group::{encode_offset_commit, encode_offset_tombstone, Committed, GroupState, MAX_METADATA_BYTES};
@@ -22,7 +21,7 @@ use crate::group::{encode_offset_commit, encode_offset_tombstone, Committed, Gro
 pub async fn commit(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
     // Per partition: Ok(entry to commit) or an error code decided up front.
     let mut planned: Vec<PlannedTopic> = Vec::new();
-    let now = now_ms();
+    let now = crate::now_ms();
     for t in &req.topics {
         let topic = broker.topic(&t.name);
         let parts = t
@@ -73,7 +72,7 @@ pub async fn commit(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16
             if to_write.is_empty() {
                 return 0;
             }
-            let batch = encode_offset_commit(&group_id, &to_write, now_ms());
+            let batch = encode_offset_commit(&group_id, &to_write, crate::now_ms());
             if let Err(e) = offsets.append(batch).await {
                 tracing::error!(group = %group_id, error = %e, "writing committed offsets failed");
                 return code::of(E::KafkaStorageError);
@@ -259,7 +258,7 @@ pub async fn delete(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDel
                 .filter(|k| group.borrow().offsets.contains_key(k))
                 .collect();
             if !doomed.is_empty() {
-                if offsets.append(encode_offset_tombstone(&group_id, &doomed, now_ms())).await.is_err() {
+                if offsets.append(encode_offset_tombstone(&group_id, &doomed, crate::now_ms())).await.is_err() {
                     return Err(code::of(E::KafkaStorageError));
                 }
                 let mut g = group.borrow_mut();

@@ -6,7 +6,6 @@
 //! the batch is in the log.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -93,7 +92,7 @@ async fn start_append(broker: &Broker, topic: &Topic, index: i32, records: Bytes
     }
     let mut bytes = records.to_vec();
     let append_time = if topic.settings.log_append_time {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let now = crate::now_ms();
         set_log_append_time(&mut bytes, now);
         now
     } else {
