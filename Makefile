@@ -7,20 +7,40 @@ SLUICE_BIN  := $(TARGET_DIR)/debug/sluice
 VENV        := .venv
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build test unit compat lint bench deps deps-apt deps-python deps-node clean
+.PHONY: run build cluster cluster-stop test unit compat lint bench deps deps-build deps-apt deps-python deps-node clean
 
 ## Build and start a one-node broker on 127.0.0.1:9092 with data under ./data.
 run: build
 	$(SLUICE_BIN) serve
 
-build:
+build: deps-build
 	$(CARGO) build --bin sluice
+
+## Start a three-node cluster on loopback in the background: Kafka ports
+## 9092-9094, raft ports 19092-19094, data and logs under ./data/node-N.
+## `make cluster-stop` stops it (SIGTERM: leadership is handed over first).
+CLUSTER_VOTERS := 1@127.0.0.1:19092,2@127.0.0.1:19093,3@127.0.0.1:19094
+cluster: build
+	@mkdir -p data
+	@for n in 1 2 3; do \
+	  $(SLUICE_BIN) serve --node-id $$n --listen 127.0.0.1:909$$((n + 1)) --data-dir data/node-$$n \
+	    --voters $(CLUSTER_VOTERS) --default-replication-factor 3 > data/node-$$n.log 2>&1 & \
+	  echo $$! > data/node-$$n.pid; \
+	done
+	@for n in 1 2 3; do \
+	  for i in $$(seq 1 150); do grep -q "sluice broker started" data/node-$$n.log && break; sleep 0.2; done; \
+	  grep -q "sluice broker started" data/node-$$n.log || { echo "node $$n did not start; see data/node-$$n.log"; exit 1; }; \
+	done
+	@echo "cluster up: bootstrap 127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094 (logs in data/node-N.log)"
+
+cluster-stop:
+	@for n in 1 2 3; do [ -f data/node-$$n.pid ] && kill $$(cat data/node-$$n.pid) 2>/dev/null; rm -f data/node-$$n.pid; done; true
 
 ## Install test dependencies, then run every test: Rust unit and integration
 ## tests, then the client compatibility suites against the real binary.
 test: deps unit compat
 
-unit:
+unit: deps-build
 	$(CARGO) test --workspace
 
 compat: build deps
@@ -35,11 +55,15 @@ bench:
 	$(CARGO) build --release -p sluice-storage --bin storage-bench
 	python3 bench/storage.py $(TARGET_DIR)/release/storage-bench $(BENCH_DIR) $(BENCH_MIB)
 
-lint:
+lint: deps-build
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-deps: deps-apt deps-python deps-node
+deps: deps-build deps-apt deps-python deps-node
+
+# The rocksdb crate (raft/) generates its bindings with bindgen, which needs libclang.
+deps-build:
+	@ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libclang-dev; }
 
 # kcat links Debian's librdkafka 2.0.2: the "old client" in the suites.
 deps-apt:

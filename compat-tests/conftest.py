@@ -18,30 +18,40 @@ class Broker:
     """One broker process. It listens on port 0; the port it bound is read
     from its start-up log line, so concurrent brokers never race for one."""
 
-    def __init__(self, data_dir: Path, log_path: Path, extra_args=()):
+    def __init__(self, data_dir: Path, log_path: Path, extra_args=(), listen="127.0.0.1:0"):
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = None
         self.extra_args = list(extra_args)
+        self.listen = listen
         self.proc = None
+        self.skip = 0
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def start(self):
-        skip = self.log_path.stat().st_size if self.log_path.exists() else 0
+        return self.launch().wait_started()
+
+    def launch(self):
+        """Starts the process without waiting for it to serve (a cluster
+        node cannot serve until a quorum of its peers is up too)."""
+        self.skip = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [str(BINARY), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir), *self.extra_args],
+            [str(BINARY), "serve", "--listen", self.listen, "--data-dir", str(self.data_dir), *self.extra_args],
             stdout=log,
             stderr=log,
         )
+        return self
+
+    def wait_started(self):
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"broker exited with {self.proc.returncode}; see {self.log_path}")
-            started = re.search(r"sluice broker started listen=127\.0\.0\.1:(\d+)", self.log()[skip:])
+            started = re.search(r"sluice broker started listen=127\.0\.0\.1:(\d+)", self.log()[self.skip :])
             if started:
                 self.port = int(started.group(1))
                 return self
@@ -67,3 +77,64 @@ def broker(tmp_path):
     if b.proc.poll() is None:
         b.proc.kill()
         b.proc.wait()
+
+
+def free_ports(count):
+    """Ports the kernel just handed out, released for the nodes to bind."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+class Cluster:
+    """Three (or more) nodes on loopback, each a raft voter and a broker,
+    with fixed ports so a restarted node comes back where it was."""
+
+    def __init__(self, root: Path, size=3, extra_args=()):
+        ports = free_ports(2 * size)
+        kafka, raft = ports[:size], ports[size:]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{raft[i]}" for i in range(size))
+        self.nodes = {}
+        for i in range(size):
+            node_id = i + 1
+            args = ["--node-id", str(node_id), "--voters", voters, *extra_args]
+            self.nodes[node_id] = Broker(
+                root / f"node-{node_id}", root / f"node-{node_id}.log", args, listen=f"127.0.0.1:{kafka[i]}"
+            )
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(n.listen for n in self.nodes.values())
+
+    def start(self):
+        for n in self.nodes.values():
+            n.launch()
+        for n in self.nodes.values():
+            n.wait_started()
+        return self
+
+    def running(self):
+        return [n for n in self.nodes.values() if n.proc and n.proc.poll() is None]
+
+    def close(self):
+        for n in self.nodes.values():
+            if n.proc and n.proc.poll() is None:
+                n.proc.send_signal(signal.SIGCONT)
+                n.proc.kill()
+                n.proc.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(
+        tmp_path,
+        extra_args=["--broker-session-timeout-ms", "2000", "--replica-lag-time-max-ms", "3000", "--shards", "2"],
+    ).start()
+    yield c
+    c.close()

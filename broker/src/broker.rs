@@ -1,25 +1,35 @@
-//! The broker's shared state: cluster metadata and the topic registry
-//! (settings, and per partition the signal long-polling fetches wait on).
-//! Partition logs themselves live on their owner shards (`shard.rs`);
-//! topic creation and deletion here coordinate the metadata store with
-//! those shards so that metadata and logs on disk never disagree for long.
+//! The broker's shared state: its seat in the metadata quorum and the topic
+//! registry derived from the applied metadata (settings, and per partition
+//! the signal long-polling fetches wait on). Partition replicas live on
+//! their owner shards (`shard.rs`); `replication::reconcile` opens, closes
+//! and re-roles them whenever the metadata changes. Topic creation and
+//! deletion are proposals to the controller, answered once this broker has
+//! applied them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use sluice_raft::{MetadataError, MetadataStore, TopicMetadata};
-use sluice_storage::{Partition, StorageError};
-use tokio::sync::Notify;
+use sluice_raft::{ApplyError, ClusterMetadata, Command, MetadataQuorum, QuorumError, Reply, TopicMetadata};
+use sluice_storage::StorageError;
+use tokio::sync::{watch, Notify};
+use uuid::Uuid;
 
 use crate::config::Config;
 use crate::group::{partition_for, Coordinator, OFFSETS_PARTITIONS, OFFSETS_TOPIC};
+use crate::replication::Replica;
+use crate::server::Shutdown;
 use crate::shard::{ShardContext, ShardError, ShardSet, TopicPartition};
 use crate::topic_config::TopicSettings;
 
 /// Names Kafka treats as internal topics.
 pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+/// Kafka's offsets.topic.replication.factor (fewer when fewer brokers live).
+const OFFSETS_REPLICATION_FACTOR: i16 = 3;
+/// How long a topic change waits for this broker to open its replicas.
+const RECONCILE_WAIT: Duration = Duration::from_secs(10);
 
 pub struct Topic {
     pub meta: TopicMetadata,
@@ -30,15 +40,18 @@ pub struct Topic {
 }
 
 impl Topic {
-    fn new(meta: TopicMetadata) -> Self {
+    fn new(meta: TopicMetadata, previous: Option<&Topic>) -> Self {
         let settings = TopicSettings::from_overrides(&meta.configs);
-        let appended = (0..meta.partitions).map(|_| Arc::new(Notify::new())).collect();
+        let reuse = previous.filter(|p| p.meta.id == meta.id);
+        let appended = (0..meta.partition_count() as usize)
+            .map(|i| reuse.and_then(|p| p.appended.get(i).cloned()).unwrap_or_else(|| Arc::new(Notify::new())))
+            .collect();
         Self { meta, settings, appended }
     }
 
     /// The partition's address, if the topic has that partition.
     pub fn tp(&self, index: i32) -> Option<TopicPartition> {
-        (0..self.meta.partitions).contains(&index).then_some((self.meta.id, index))
+        (0..self.meta.partition_count()).contains(&index).then_some((self.meta.id, index))
     }
 
     pub fn appended(&self, index: i32) -> Option<&Arc<Notify>> {
@@ -56,7 +69,7 @@ pub enum GroupRouteError {
     /// `__consumer_offsets` could not be created or its shard is stopping.
     #[error("the group coordinator is not available")]
     NotReady,
-    /// The partition is not on this broker (it was deleted meanwhile).
+    /// This broker does not lead the group's `__consumer_offsets` partition.
     #[error("this broker does not coordinate the group")]
     Moved,
 }
@@ -64,7 +77,9 @@ pub enum GroupRouteError {
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error(transparent)]
-    Metadata(#[from] MetadataError),
+    Quorum(#[from] QuorumError),
+    #[error(transparent)]
+    Refused(#[from] ApplyError),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -76,42 +91,103 @@ pub struct Broker {
     /// Port clients are told to use (the bound port when configured as 0).
     pub advertised_port: u16,
     pub shards: ShardSet,
-    cluster_id: String,
-    store: Mutex<MetadataStore>,
+    pub quorum: Arc<MetadataQuorum>,
+    pub shutdown: Shutdown,
+    /// Runs quorum work (proposals) for callers on shard threads.
+    control: tokio::runtime::Handle,
+    /// Identifies this data directory across restarts; a new one means the
+    /// old logs are gone.
+    incarnation: Uuid,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// The metadata index whose replicas this broker has opened and roled.
+    reconciled: watch::Sender<u64>,
 }
 
 impl Broker {
-    /// Loads metadata; each shard then opens its own partitions with
-    /// [`Broker::open_local_partitions`].
-    pub fn open(config: Config, advertised_port: u16, shards: ShardSet) -> Result<Self, BrokerError> {
-        let store = MetadataStore::open(&config.data_dir.join("meta"))?;
-        let topics: HashMap<_, _> =
-            store.state().topics.values().map(|m| (m.name.clone(), Arc::new(Topic::new(m.clone())))).collect();
-        remove_orphan_partition_dirs(&config.data_dir, &topics);
-        Ok(Self {
+    pub fn open(
+        config: Config,
+        advertised_port: u16,
+        shards: ShardSet,
+        quorum: Arc<MetadataQuorum>,
+        control: tokio::runtime::Handle,
+        shutdown: Shutdown,
+    ) -> Result<Self, BrokerError> {
+        let incarnation = load_incarnation(&config.data_dir)?;
+        let broker = Self {
             config,
             advertised_port,
             shards,
-            cluster_id: store.state().cluster_id.clone(),
-            store: Mutex::new(store),
-            topics: RwLock::new(topics),
-        })
+            quorum,
+            shutdown,
+            control,
+            incarnation,
+            topics: RwLock::new(HashMap::new()),
+            reconciled: watch::channel(0).0,
+        };
+        let metadata = broker.metadata();
+        broker.refresh_topics(&metadata);
+        remove_orphan_partition_dirs(&broker.config.data_dir, broker.config.node_id, &metadata);
+        Ok(broker)
     }
 
-    /// Opens (recovering) every partition `ctx`'s shard owns.
-    pub async fn open_local_partitions(&self, ctx: &Rc<ShardContext>) -> Result<(), BrokerError> {
-        for topic in self.topics() {
-            for p in 0..topic.meta.partitions {
-                let tp = (topic.meta.id, p);
-                if self.shards.owner(&tp) == ctx.id {
-                    let dir = partition_dir(&self.config.data_dir, &topic.meta.name, p);
-                    let config = topic.settings.log_config(self.config.fsync);
-                    ctx.insert(tp, Partition::open(&dir, config, ctx.ring.clone()).await?);
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// The latest applied cluster metadata.
+    pub fn metadata(&self) -> Arc<ClusterMetadata> {
+        self.quorum.current().metadata
+    }
+
+    pub fn cluster_id(&self) -> String {
+        self.metadata().cluster_id.clone()
+    }
+
+    /// "host:port" of a registered broker.
+    pub fn broker_address(&self, id: i32) -> Option<String> {
+        self.metadata().brokers.get(&id).map(|b| format!("{}:{}", b.host, b.port))
+    }
+
+    /// Registers this broker with the controller (naming the cluster if
+    /// it has no name yet), retrying until a controller answers or the
+    /// broker is stopped.
+    pub async fn register(&self) -> Result<(), BrokerError> {
+        if self.metadata().cluster_id.is_empty() {
+            // The first name committed wins; later ones are ignored.
+            self.propose_patiently(Command::InitCluster { cluster_id: sluice_raft::new_cluster_id() }).await?;
+        }
+        self.propose_patiently(Command::RegisterBroker {
+            id: self.config.node_id,
+            host: self.config.advertised_host.clone(),
+            port: self.advertised_port,
+            rack: self.config.rack.clone(),
+            incarnation: self.incarnation,
+        })
+        .await
+    }
+
+    async fn propose_patiently(&self, command: Command) -> Result<(), BrokerError> {
+        loop {
+            match self.quorum.propose(command.clone()).await {
+                Ok((outcome, _)) => return outcome.map(|_| ()).map_err(BrokerError::Refused),
+                Err(QuorumError::NoController) if !self.shutdown.is_set() => {
+                    tracing::info!("waiting for the metadata quorum to elect a controller");
                 }
+                Err(e) => return Err(e.into()),
             }
         }
-        Ok(())
+    }
+
+    /// Runs a metadata change from a shard thread without waiting for it.
+    pub fn propose_in_background(self: &Arc<Self>, command: Command) {
+        let broker = self.clone();
+        self.control.spawn(async move {
+            match broker.quorum.propose(command.clone()).await {
+                Ok((Ok(_), _)) => {}
+                Ok((Err(e), _)) => tracing::info!(?command, error = %e, "metadata change refused"),
+                Err(e) => tracing::warn!(?command, error = %e, "metadata change failed"),
+            }
+        });
     }
 
     /// `__consumer_offsets`, created on first use (as Kafka does when a
@@ -121,9 +197,11 @@ impl Broker {
             return Ok(t);
         }
         let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
-        match self.create_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, configs).await {
+        let live = self.metadata().live_brokers().count() as i16;
+        let rf = OFFSETS_REPLICATION_FACTOR.min(live).max(1);
+        match self.create_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, rf, Vec::new(), configs).await {
             Ok(t) => Ok(t),
-            Err(BrokerError::Metadata(MetadataError::TopicExists(_))) => {
+            Err(BrokerError::Refused(ApplyError::TopicExists(_))) => {
                 self.topic(OFFSETS_TOPIC).ok_or(BrokerError::Shard(ShardError::Stopped(usize::MAX)))
             }
             Err(e) => Err(e),
@@ -131,11 +209,12 @@ impl Broker {
     }
 
     /// Runs `f` on the shard coordinating `group`, with that shard's
-    /// coordinator and its `__consumer_offsets` partition.
+    /// coordinator and its `__consumer_offsets` replica, which this broker
+    /// must lead.
     pub async fn with_coordinator<R, F, Fut>(&self, group: &str, f: F) -> Result<R, GroupRouteError>
     where
         R: Send + 'static,
-        F: FnOnce(Rc<Coordinator>, Rc<Partition>) -> Fut + Send + 'static,
+        F: FnOnce(Rc<Coordinator>, Rc<Replica>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = R> + 'static,
     {
         let topic = self.offsets_topic().await.map_err(|e| {
@@ -146,44 +225,19 @@ impl Broker {
         let started = self
             .shards
             .spawn_on(self.shards.owner(&tp), move |ctx| async move {
-                let partition = ctx.partition(&tp)?;
-                Some(f(ctx.coordinator.clone(), partition).await)
+                let replica = ctx.replica(&tp).filter(|r| r.is_leader())?;
+                Some(f(ctx.coordinator.clone(), replica).await)
             })
             .await
             .map_err(|_| GroupRouteError::NotReady)?;
         started.await.map_err(|_| GroupRouteError::NotReady)?.ok_or(GroupRouteError::Moved)
     }
 
-    /// Replays the `__consumer_offsets` partitions this shard owns into its
-    /// coordinator, so committed offsets survive restarts.
-    pub async fn load_groups(&self, ctx: &Rc<ShardContext>) -> Result<(), BrokerError> {
-        let Some(topic) = self.topic(OFFSETS_TOPIC) else { return Ok(()) };
-        for p in 0..topic.meta.partitions {
-            let Some(tp) = topic.tp(p) else { continue };
-            let Some(partition) = ctx.partition(&tp) else { continue };
-            let mut offset = partition.offsets().log_start_offset;
-            while offset < partition.offsets().high_watermark {
-                let (read, _) = partition.read(offset, 1 << 20, true).await?;
-                let (records, next) = crate::group::decode_batch(bytes::Bytes::from(read.bytes));
-                records.into_iter().for_each(|r| ctx.coordinator.replay(r));
-                match next {
-                    Some(next) if next > offset => offset = next,
-                    _ => break,
-                }
-            }
-        }
-        Ok(())
-    }
-
-    pub fn cluster_id(&self) -> &str {
-        &self.cluster_id
-    }
-
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
     }
 
-    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<Arc<Topic>> {
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
         let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
         topics.values().find(|t| t.meta.id == id).cloned()
     }
@@ -195,96 +249,75 @@ impl Broker {
         all
     }
 
-    /// Creates a topic whose name and configs the caller has validated.
-    /// The metadata change is durable before any partition exists; if a
-    /// partition cannot be created the whole topic is rolled back.
+    /// Rebuilds the topic registry from `metadata`, keeping each surviving
+    /// partition's append signal.
+    pub fn refresh_topics(&self, metadata: &ClusterMetadata) {
+        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        let next: HashMap<String, Arc<Topic>> = metadata
+            .topics
+            .values()
+            .map(|m| (m.name.clone(), Arc::new(Topic::new(m.clone(), topics.get(&m.name).map(|t| t.as_ref())))))
+            .collect();
+        for (name, old) in topics.iter() {
+            if next.get(name).is_none_or(|t| t.meta.id != old.meta.id) {
+                old.appended.iter().for_each(|n| n.notify_waiters());
+            }
+        }
+        *topics = next;
+    }
+
+    /// Records that replicas match the metadata at `index`.
+    pub fn mark_reconciled(&self, index: u64) {
+        self.reconciled.send_replace(index);
+    }
+
+    async fn wait_reconciled(&self, index: u64) {
+        let mut rx = self.reconciled.subscribe();
+        let _ = tokio::time::timeout(RECONCILE_WAIT, rx.wait_for(|&i| i >= index)).await;
+    }
+
+    /// Creates a topic whose name and configs the caller has validated;
+    /// answers once this broker has applied it and opened its replicas.
     pub async fn create_topic(
         &self,
         name: &str,
         partitions: i32,
+        replication_factor: i16,
+        assignments: Vec<Vec<i32>>,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, BrokerError> {
-        let meta = self.store.lock().unwrap_or_else(|p| p.into_inner()).create_topic(name, partitions, configs)?;
-        let topic = Arc::new(Topic::new(meta));
-        let mut opening = Vec::new();
-        for p in 0..partitions {
-            let tp = (topic.meta.id, p);
-            let dir = partition_dir(&self.config.data_dir, name, p);
-            let config = topic.settings.log_config(self.config.fsync);
-            let owner = self.shards.owner(&tp);
-            let started = self
-                .shards
-                .spawn_on(owner, move |ctx| async move {
-                    ctx.insert(tp, Partition::open(&dir, config, ctx.ring.clone()).await?);
-                    Ok::<_, BrokerError>(())
-                })
-                .await;
-            opening.push((owner, started));
-        }
-        let mut failure = None;
-        for (owner, started) in opening {
-            let outcome = match started {
-                Ok(rx) => rx.await.unwrap_or(Err(ShardError::Stopped(owner).into())),
-                Err(e) => Err(e.into()),
-            };
-            if let Err(e) = outcome {
-                failure.get_or_insert(e);
-            }
-        }
-        if let Some(e) = failure {
-            if let Err(undo) = self.store.lock().unwrap_or_else(|p| p.into_inner()).delete_topic(name) {
-                tracing::error!(topic = name, error = %undo, "could not roll back a failed topic creation");
-            }
-            self.close_partitions(&topic).await;
-            return Err(e);
-        }
-        self.topics.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), topic.clone());
-        tracing::info!(topic = name, partitions, "created topic");
-        Ok(topic)
+        let command = Command::CreateTopic {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            replication_factor,
+            assignments,
+            configs,
+        };
+        let (outcome, index) = self.quorum.propose(command).await?;
+        outcome?;
+        self.wait_reconciled(index).await;
+        tracing::info!(topic = name, partitions, replication_factor, "created topic");
+        self.topic(name).ok_or(BrokerError::Refused(ApplyError::UnknownTopic(name.to_string())))
     }
 
-    /// Deletes a topic: first from metadata (durably), then its logs.
+    /// Deletes a topic: from metadata first, then every broker drops its logs.
     pub async fn delete_topic(&self, name: &str) -> Result<TopicMetadata, BrokerError> {
-        let meta = self.store.lock().unwrap_or_else(|p| p.into_inner()).delete_topic(name)?;
-        let removed = self.topics.write().unwrap_or_else(|p| p.into_inner()).remove(name);
-        if let Some(topic) = removed {
-            topic.appended.iter().for_each(|n| n.notify_waiters());
-            self.close_partitions(&topic).await;
-        }
+        let (outcome, index) = self.quorum.propose(Command::DeleteTopic { name: name.to_string() }).await?;
+        let Reply::Topic(meta) = outcome? else {
+            return Err(BrokerError::Refused(ApplyError::UnknownTopic(name.to_string())));
+        };
+        self.wait_reconciled(index).await;
         tracing::info!(topic = name, "deleted topic");
         Ok(meta)
-    }
-
-    /// Closes a topic's partitions on their shards and removes their files.
-    async fn close_partitions(&self, topic: &Topic) {
-        for p in 0..topic.meta.partitions {
-            let tp = (topic.meta.id, p);
-            let closed = self
-                .shards
-                .run_on(self.shards.owner(&tp), move |ctx| async move {
-                    match ctx.remove(&tp) {
-                        Some(partition) => partition.delete().await,
-                        None => Ok(()),
-                    }
-                })
-                .await;
-            let failed = match closed {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(e) => Some(e.to_string()),
-            };
-            if let Some(error) = failed {
-                tracing::warn!(topic = %topic.meta.name, partition = p, error, "could not remove partition files");
-            }
-        }
-        remove_partition_dirs(&self.config.data_dir, &topic.meta.name, topic.meta.partitions);
     }
 }
 
 /// fdatasyncs every partition this shard owns; with `checkpoint`, then
 /// records each one's recovery point (`Some(true)`: a clean stop).
 pub async fn flush_local(ctx: &ShardContext, checkpoint: Option<bool>) {
-    for ((topic, partition), p) in ctx.all() {
+    for ((topic, partition), replica) in ctx.all() {
+        let p = &replica.log;
         let mut outcome = p.flush().await;
         if let (Ok(()), Some(clean)) = (&outcome, checkpoint) {
             outcome = p.checkpoint(clean);
@@ -299,21 +332,31 @@ pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
 }
 
-fn remove_partition_dirs(data_dir: &Path, topic: &str, partitions: i32) {
-    for p in 0..partitions {
-        let dir = partition_dir(data_dir, topic, p);
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition; it is removed at next start");
-            }
-            _ => {}
+/// The id of this data directory, created with it.
+fn load_incarnation(data_dir: &Path) -> Result<Uuid, BrokerError> {
+    let path = data_dir.join("incarnation");
+    let io = |op| {
+        let path = path.clone();
+        move |source| BrokerError::Storage(StorageError::Io { op, path, source })
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|e| io("parse")(std::io::Error::other(e))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir).map_err(io("create data dir"))?;
+            let id = Uuid::new_v4();
+            let tmp = data_dir.join("incarnation.tmp");
+            std::fs::write(&tmp, id.to_string()).map_err(io("write"))?;
+            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io("fsync"))?;
+            std::fs::rename(&tmp, &path).map_err(io("rename"))?;
+            Ok(id)
         }
+        Err(e) => Err(io("read")(e)),
     }
 }
 
-/// Removes partition directories left behind by a deletion that crashed
-/// between the metadata change and the file removal.
-fn remove_orphan_partition_dirs(data_dir: &Path, topics: &HashMap<String, Arc<Topic>>) {
+/// Removes partition directories this broker no longer hosts: left behind
+/// by a deletion or reassignment that crashed before the files went.
+fn remove_orphan_partition_dirs(data_dir: &Path, me: i32, metadata: &ClusterMetadata) {
     let Ok(entries) = std::fs::read_dir(data_dir) else { return };
     for entry in entries.filter_map(Result::ok) {
         let Ok(name) = entry.file_name().into_string() else { continue };
@@ -322,8 +365,9 @@ fn remove_orphan_partition_dirs(data_dir: &Path, topics: &HashMap<String, Arc<To
         if !entry.path().is_dir() || sluice_raft::validate_topic_name(topic).is_err() {
             continue;
         }
-        let known = topics.get(topic).is_some_and(|t| partition < t.meta.partitions);
-        if !known {
+        let hosted =
+            metadata.topics.get(topic).and_then(|t| t.partition(partition)).is_some_and(|p| p.replicas.contains(&me));
+        if !hosted {
             tracing::warn!(dir = %entry.path().display(), "removing partition directory of a deleted topic");
             if let Err(e) = std::fs::remove_dir_all(entry.path()) {
                 tracing::warn!(dir = %entry.path().display(), error = %e, "could not remove orphan partition");

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
@@ -72,6 +73,29 @@ pub struct ServeArgs {
     /// Kafka's log.retention.check.interval.ms [default: 300000].
     #[arg(long, env = "SLUICE_RETENTION_CHECK_INTERVAL_MS", value_name = "MS")]
     pub retention_check_interval_ms: Option<u64>,
+    /// The metadata quorum's voters, every node of the cluster, as
+    /// ID@HOST:PORT,... with each node's raft address [default: this node
+    /// alone, no raft network].
+    #[arg(long, env = "SLUICE_VOTERS", value_name = "ID@HOST:PORT,...")]
+    pub voters: Option<String>,
+    /// Address to accept raft peers on [default: this node's address in --voters].
+    #[arg(long, env = "SLUICE_RAFT_LISTEN", value_name = "HOST:PORT")]
+    pub raft_listen: Option<String>,
+    /// This broker's rack; replicas of a partition are spread over racks.
+    #[arg(long, env = "SLUICE_RACK", value_name = "RACK")]
+    pub rack: Option<String>,
+    /// A broker not heard from for this long is fenced and its partitions
+    /// get new leaders (Kafka's broker.session.timeout.ms) [default: 9000].
+    #[arg(long, env = "SLUICE_BROKER_SESSION_TIMEOUT_MS", value_name = "MS")]
+    pub broker_session_timeout_ms: Option<u64>,
+    /// A follower that has not caught up for this long leaves the ISR
+    /// (Kafka's replica.lag.time.max.ms) [default: 30000].
+    #[arg(long, env = "SLUICE_REPLICA_LAG_TIME_MAX_MS", value_name = "MS")]
+    pub replica_lag_time_max_ms: Option<u64>,
+    /// Replicas of auto-created topics and of topics created with -1
+    /// (Kafka's default.replication.factor) [default: 1].
+    #[arg(long, env = "SLUICE_DEFAULT_REPLICATION_FACTOR", value_name = "N")]
+    pub default_replication_factor: Option<i16>,
 }
 
 /// The same settings as read from a TOML file (kebab-case keys).
@@ -90,6 +114,12 @@ struct FileSettings {
     retention_check_interval_ms: Option<u64>,
     group_initial_rebalance_delay_ms: Option<u64>,
     offsets_retention_minutes: Option<u64>,
+    voters: Option<String>,
+    raft_listen: Option<String>,
+    rack: Option<String>,
+    broker_session_timeout_ms: Option<u64>,
+    replica_lag_time_max_ms: Option<u64>,
+    default_replication_factor: Option<i16>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +138,14 @@ pub struct Config {
     pub retention_check_interval: std::time::Duration,
     pub groups: crate::group::GroupConfig,
     pub max_request_bytes: usize,
+    /// Raft voters by node id; just this node (with no address) when alone.
+    pub voters: sluice_raft::Voters,
+    /// Where raft peers connect; `None` for a one-node cluster.
+    pub raft_listen: Option<SocketAddr>,
+    pub rack: Option<String>,
+    pub broker_session_timeout: Duration,
+    pub replica_lag_time_max: Duration,
+    pub default_replication_factor: i16,
 }
 
 /// More shards than this is a typo, not a machine.
@@ -155,6 +193,42 @@ impl Config {
         if retention_check_interval_ms == 0 {
             return Err("invalid retention-check-interval-ms 0: must be 1 or greater".into());
         }
+        let (voters, raft_listen) = match args.voters.or(file.voters) {
+            None => (sluice_raft::Voters::from([(node_id as u64, String::new())]), None),
+            Some(list) => {
+                let voters = parse_voters(&list)?;
+                let Some(own) = voters.get(&(node_id as u64)) else {
+                    return Err(format!("invalid voters '{list}': node-id {node_id} is not among them"));
+                };
+                let listen = args.raft_listen.or(file.raft_listen).unwrap_or_else(|| own.clone());
+                let addr = std::net::ToSocketAddrs::to_socket_addrs(&listen)
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| format!("invalid raft-listen address '{listen}': expected HOST:PORT"))?;
+                (voters, Some(addr))
+            }
+        };
+        let positive_ms = |name: &str, value: Option<u64>, default: u64| match value.unwrap_or(default) {
+            0 => Err(format!("invalid {name} 0: must be 1 or greater")),
+            ms => Ok(Duration::from_millis(ms)),
+        };
+        let broker_session_timeout = positive_ms(
+            "broker-session-timeout-ms",
+            args.broker_session_timeout_ms.or(file.broker_session_timeout_ms),
+            9000,
+        )?;
+        let replica_lag_time_max = positive_ms(
+            "replica-lag-time-max-ms",
+            args.replica_lag_time_max_ms.or(file.replica_lag_time_max_ms),
+            30_000,
+        )?;
+        let default_replication_factor =
+            args.default_replication_factor.or(file.default_replication_factor).unwrap_or(1);
+        if default_replication_factor < 1 {
+            return Err(format!(
+                "invalid default-replication-factor {default_replication_factor}: must be 1 or greater"
+            ));
+        }
         let log_level = args.log_level.or(file.log_level).unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&log_level)
             .map_err(|e| format!("invalid log-level '{log_level}': {e}"))?;
@@ -182,6 +256,12 @@ impl Config {
                 ..Default::default()
             },
             max_request_bytes: sluice_protocol::frame::DEFAULT_MAX_REQUEST_BYTES,
+            voters,
+            raft_listen,
+            rack: args.rack.or(file.rack),
+            broker_session_timeout,
+            replica_lag_time_max,
+            default_replication_factor,
         })
     }
 }
@@ -198,6 +278,24 @@ fn read_file(path: &Path) -> Result<FileSettings, String> {
         });
         format!("invalid config file {}{}: {msg}", path.display(), at.unwrap_or_default())
     })
+}
+
+/// "1@host:9093,2@host:9094" into voter id -> raft address.
+fn parse_voters(list: &str) -> Result<sluice_raft::Voters, String> {
+    let mut voters = sluice_raft::Voters::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = || format!("invalid voters entry '{entry}': expected ID@HOST:PORT");
+        let (id, addr) = entry.split_once('@').ok_or_else(bad)?;
+        let id: u64 = id.parse().map_err(|_| bad())?;
+        split_host_port(addr).ok_or_else(bad)?;
+        if voters.insert(id, addr.to_string()).is_some() {
+            return Err(format!("invalid voters '{list}': node {id} is listed twice"));
+        }
+    }
+    if voters.is_empty() {
+        return Err("invalid voters '': expected ID@HOST:PORT,...".into());
+    }
+    Ok(voters)
 }
 
 fn split_host_port(s: &str) -> Option<(String, u16)> {
@@ -231,6 +329,25 @@ mod tests {
         let args = ServeArgs { config: Some(path), num_partitions: Some(2), ..Default::default() };
         let c = Config::resolve(args).unwrap();
         assert_eq!((c.num_partitions, c.node_id, c.listen.port()), (2, 7, 9500));
+    }
+
+    #[test]
+    fn voters_name_every_node_and_this_one() {
+        let args = |voters: &str, node: i32| ServeArgs {
+            voters: Some(voters.into()),
+            node_id: Some(node),
+            ..Default::default()
+        };
+        let c = Config::resolve(args("1@127.0.0.1:19092, 2@127.0.0.1:19093", 2)).unwrap();
+        assert_eq!(c.voters.len(), 2);
+        assert_eq!(c.raft_listen.unwrap().to_string(), "127.0.0.1:19093");
+        let e = Config::resolve(args("1@127.0.0.1:19092", 2)).unwrap_err();
+        assert!(e.contains("node-id 2 is not among them"), "{e}");
+        let e = Config::resolve(args("1@127.0.0.1:19092,1@127.0.0.1:19093", 1)).unwrap_err();
+        assert!(e.contains("listed twice"), "{e}");
+        let e = Config::resolve(args("one@127.0.0.1:19092", 1)).unwrap_err();
+        assert!(e.contains("ID@HOST:PORT"), "{e}");
+        assert!(Config::resolve(ServeArgs::default()).unwrap().raft_listen.is_none(), "one node needs no raft network");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod config;
 pub mod connection;
 pub mod group;
 pub mod handlers;
+pub mod replication;
 pub mod server;
 pub mod shard;
 pub mod topic_config;

@@ -34,7 +34,14 @@ fn serve(args: sluice_broker::config::ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| "info".into());
+    // openraft narrates every election at info; keep it to warnings unless
+    // the filter names it.
+    let directives = if config.log_level.contains("openraft") {
+        config.log_level.clone()
+    } else {
+        format!("{},openraft=warn", config.log_level)
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|_| "info".into());
     use std::io::IsTerminal;
     let ansi = std::io::stderr().is_terminal();
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();

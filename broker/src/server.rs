@@ -1,7 +1,9 @@
-//! Start-up and shutdown: bind one `SO_REUSEPORT` listener per shard, load
-//! metadata, start the shard threads (each recovers its own partitions),
-//! then wait for SIGTERM/Ctrl-C and stop in order: stop accepting, finish
-//! in-flight requests on every shard, fsync, exit.
+//! Start-up and shutdown: bind one `SO_REUSEPORT` listener per shard, join
+//! the metadata quorum (on a small control runtime that also runs raft),
+//! start the shard threads, register with the controller, open this
+//! broker's replicas as the metadata says, then serve. On SIGTERM/Ctrl-C:
+//! hand leadership away, stop accepting, finish in-flight requests on every
+//! shard, fsync, exit.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -15,7 +17,9 @@ use tokio::task::JoinSet;
 
 use crate::broker::{flush_local, Broker};
 use crate::config::Config;
+use crate::replication::{follow_metadata, reconcile, shrink_isrs_periodically};
 use crate::shard::{pin_to_core, JobQueue, ShardContext, ShardSet};
+use sluice_raft::{MetadataQuorum, QuorumConfig, QuorumError};
 
 /// How often each shard fdatasyncs its partitions in the background. Acked
 /// data is already in the page cache, so a killed process loses nothing;
@@ -59,12 +63,43 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let bound = listeners[0].local_addr().context("reading the bound address")?;
     let advertised_port = if config.advertised_port == 0 { bound.port() } else { config.advertised_port };
     let data_dir = config.data_dir.clone();
-    let (shards, queues) = ShardSet::new(shard_count);
-    let broker = Broker::open(config, advertised_port, shards)
-        .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
-    let broker = Arc::new(broker);
-
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sluice-control")
+        .enable_all()
+        .build()
+        .context("starting the control runtime")?;
+    let quorum = control
+        .block_on(MetadataQuorum::start(QuorumConfig {
+            node_id: config.node_id as u64,
+            dir: data_dir.join("meta"),
+            listen: config.raft_listen,
+            voters: config.voters.clone(),
+            session_timeout: config.broker_session_timeout,
+        }))
+        .map_err(|e| {
+            let what = match e {
+                QuorumError::Db { .. } | QuorumError::Storage(_) => {
+                    format!("cannot open data directory {}", data_dir.display())
+                }
+                _ => "cannot join the metadata quorum".to_string(),
+            };
+            anyhow::Error::new(e).context(what)
+        })?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (shards, queues) = ShardSet::new(shard_count);
+    let broker = Broker::open(
+        config,
+        advertised_port,
+        shards,
+        quorum.clone(),
+        control.handle().clone(),
+        Shutdown(stop_rx.clone()),
+    )
+    .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+    let broker = Arc::new(broker);
+    let (serve_tx, serve_rx) = watch::channel(false);
+
     let drained = Arc::new(Barrier::new(shard_count));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut threads = Vec::with_capacity(shard_count);
@@ -77,6 +112,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             shutdown: Shutdown(stop_rx.clone()),
             drained: drained.clone(),
             ready: ready_tx.clone(),
+            serve: serve_rx.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("sluice-shard-{id}"))
@@ -99,22 +135,39 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    if startup_error.is_none() {
+        let joined = control.block_on(async {
+            tokio::select! {
+                joined = join_cluster(&broker) => joined,
+                _ = wait_for_signal() => Err(anyhow::anyhow!("stopped before joining the cluster")),
+            }
+        });
+        if let Err(e) = joined {
+            startup_error = Some(format!("{e:#}"));
+        }
+    }
     if let Some(e) = startup_error {
         let _ = stop_tx.send(true);
         threads.into_iter().for_each(|t| drop(t.join()));
-        return Err(anyhow::anyhow!(e)).with_context(|| format!("cannot open data directory {}", data_dir.display()));
+        control.block_on(quorum.shutdown());
+        return Err(anyhow::anyhow!(e)).with_context(|| format!("cannot start node {}", broker.node_id()));
     }
+    let heartbeats = control.spawn(quorum.clone().send_heartbeats(broker.node_id()));
+    control.spawn(follow_metadata(broker.clone()));
+    let _ = serve_tx.send(true);
     tracing::info!(
         listen = %bound,
         advertised = %format!("{}:{}", broker.config.advertised_host, broker.advertised_port),
         data_dir = %broker.config.data_dir.display(),
         shards = shard_count,
         cluster_id = broker.cluster_id(),
+        node_id = broker.node_id(),
         "sluice broker started"
     );
 
-    let signals = tokio::runtime::Builder::new_current_thread().enable_all().build().context("signal runtime")?;
-    signals.block_on(wait_for_signal())?;
+    control.block_on(wait_for_signal())?;
+    heartbeats.abort();
+    control.block_on(hand_over_leadership(&broker));
     tracing::info!("shutting down: finishing in-flight requests");
     let _ = stop_tx.send(true);
     for t in threads {
@@ -122,8 +175,33 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             tracing::error!("a shard thread panicked during shutdown");
         }
     }
+    control.block_on(quorum.shutdown());
     tracing::info!("sluice broker stopped");
     Ok(())
+}
+
+/// Registers with the controller and opens this broker's replicas as the
+/// metadata (caught up through the registration) says.
+async fn join_cluster(broker: &Arc<Broker>) -> anyhow::Result<()> {
+    broker.register().await.context("cannot register with the controller")?;
+    let view = broker.quorum.current();
+    reconcile(broker, &view).await;
+    Ok(())
+}
+
+/// Kafka's controlled shutdown: with other brokers alive, fence this one
+/// first so its partitions get new leaders before it stops serving.
+async fn hand_over_leadership(broker: &Broker) {
+    let others = broker.metadata().live_brokers().any(|b| b.id != broker.node_id());
+    if !others {
+        return;
+    }
+    let fence = sluice_raft::Command::FenceBroker { id: broker.node_id() };
+    match tokio::time::timeout(Duration::from_secs(5), broker.quorum.propose(fence)).await {
+        Ok(Ok(_)) => tracing::info!("leadership handed over"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not hand over leadership"),
+        Err(_) => tracing::warn!("timed out handing over leadership"),
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -166,6 +244,8 @@ struct ShardThread {
     /// stops serving jobs while another still has requests that need it.
     drained: Arc<Barrier>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
+    /// Set once the broker has joined the cluster and opened its replicas.
+    serve: watch::Receiver<bool>,
 }
 
 impl ShardThread {
@@ -183,7 +263,7 @@ impl ShardThread {
     }
 
     async fn serve(self) {
-        let ShardThread { id, broker, queue, listener, shutdown, drained, ready } = self;
+        let ShardThread { id, broker, queue, listener, shutdown, drained, ready, mut serve } = self;
         let ctx = match ShardContext::new(id, broker.config.groups) {
             Ok(ctx) => ctx,
             Err(e) => {
@@ -193,14 +273,6 @@ impl ShardThread {
         };
         ctx.install();
         let jobs = tokio::task::spawn_local(queue.serve(ctx.clone()));
-        if let Err(e) = broker.open_local_partitions(&ctx).await {
-            let _ = ready.send(Err(e.to_string()));
-            return;
-        }
-        if let Err(e) = broker.load_groups(&ctx).await {
-            let _ = ready.send(Err(format!("loading committed offsets: {e}")));
-            return;
-        }
         let listener = match TcpListener::from_std(listener) {
             Ok(l) => l,
             Err(e) => {
@@ -209,6 +281,11 @@ impl ShardThread {
             }
         };
         let _ = ready.send(Ok(()));
+        tokio::select! {
+            _ = serve.wait_for(|s| *s) => {}
+            _ = shutdown.wait() => {}
+        }
+        let isr = tokio::task::spawn_local(shrink_isrs_periodically(broker.clone(), ctx.clone()));
         let flusher = tokio::task::spawn_local(flush_periodically(ctx.clone(), shutdown.clone()));
         let sessions = tokio::task::spawn_local(expire_sessions_periodically(ctx.clone(), shutdown.clone()));
         let offsets =
@@ -245,6 +322,7 @@ impl ShardThread {
         let _ = retention.await;
         let _ = sessions.await;
         let _ = offsets.await;
+        let _ = isr.await;
         flush_local(&ctx, Some(true)).await;
         jobs.abort();
     }
@@ -265,7 +343,7 @@ async fn enforce_retention_periodically(ctx: Rc<ShardContext>, every: Duration, 
     while shutdown.tick(every).await {
         let now = crate::now_ms();
         for (_, partition) in ctx.all() {
-            partition.enforce_retention(now);
+            partition.log.enforce_retention(now);
         }
     }
 }
@@ -287,14 +365,13 @@ async fn expire_offsets_periodically(broker: Arc<Broker>, ctx: Rc<ShardContext>,
         let now = crate::now_ms();
         let Some(topic) = broker.topic(crate::group::OFFSETS_TOPIC) else { continue };
         for (group, expired) in ctx.coordinator.expired_offsets(now) {
-            let Some(partition) = topic.tp(crate::group::partition_for(&group)).and_then(|tp| ctx.partition(&tp))
-            else {
+            let Some(replica) = topic.tp(crate::group::partition_for(&group)).and_then(|tp| ctx.replica(&tp)) else {
                 continue;
             };
             let tombstones = crate::group::encode_offset_tombstone(&group, &expired, now);
-            match partition.append(tombstones).await {
+            match replica.append_group_record(tombstones).await {
                 Ok(_) => ctx.coordinator.forget(&group, &expired),
-                Err(e) => tracing::warn!(%group, error = %e, "could not expire committed offsets"),
+                Err(e) => tracing::warn!(%group, error = ?e, "could not expire committed offsets"),
             }
         }
     }

@@ -6,13 +6,14 @@
 //! channel makes the sender wait — back-pressure, not buffering).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::rc::Rc;
 
 use sluice_storage::{Partition, Ring};
 
 use crate::group::{Coordinator, GroupConfig};
+use crate::replication::{Replica, Replicas};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -47,9 +48,12 @@ pub struct ShardContext {
     pub id: usize,
     /// This shard's io_uring instance: all partition I/O goes through it.
     pub ring: Rc<Ring>,
-    /// The consumer groups whose `__consumer_offsets` partition lives here.
+    /// The consumer groups whose `__consumer_offsets` partition this
+    /// shard leads.
     pub coordinator: Rc<Coordinator>,
-    partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
+    replicas: Replicas,
+    /// Leaders this shard runs a replica fetcher for.
+    pub fetchers: RefCell<HashSet<i32>>,
 }
 
 impl ShardContext {
@@ -60,7 +64,8 @@ impl ShardContext {
             id,
             ring: Ring::new()?,
             coordinator: Rc::new(Coordinator::new(groups)),
-            partitions: RefCell::new(HashMap::new()),
+            replicas: RefCell::new(HashMap::new()),
+            fetchers: RefCell::new(HashSet::new()),
         }))
     }
 
@@ -70,19 +75,23 @@ impl ShardContext {
     }
 
     pub fn partition(&self, tp: &TopicPartition) -> Option<Rc<Partition>> {
-        self.partitions.borrow().get(tp).cloned()
+        self.replicas.borrow().get(tp).map(|r| r.log.clone())
     }
 
-    pub fn insert(&self, tp: TopicPartition, partition: Partition) {
-        self.partitions.borrow_mut().insert(tp, Rc::new(partition));
+    pub fn replica(&self, tp: &TopicPartition) -> Option<Rc<Replica>> {
+        self.replicas.borrow().get(tp).cloned()
     }
 
-    pub fn remove(&self, tp: &TopicPartition) -> Option<Rc<Partition>> {
-        self.partitions.borrow_mut().remove(tp)
+    pub fn insert(&self, tp: TopicPartition, replica: Rc<Replica>) {
+        self.replicas.borrow_mut().insert(tp, replica);
     }
 
-    pub fn all(&self) -> Vec<(TopicPartition, Rc<Partition>)> {
-        self.partitions.borrow().iter().map(|(tp, p)| (*tp, p.clone())).collect()
+    pub fn remove(&self, tp: &TopicPartition) -> Option<Rc<Replica>> {
+        self.replicas.borrow_mut().remove(tp)
+    }
+
+    pub fn all(&self) -> Vec<(TopicPartition, Rc<Replica>)> {
+        self.replicas.borrow().iter().map(|(tp, r)| (*tp, r.clone())).collect()
     }
 }
 
@@ -162,12 +171,19 @@ impl ShardSet {
                 let _ = tx.send(f(ctx).await);
             });
         };
-        match current() {
-            Some(ctx) if ctx.id == shard => job(&ctx),
-            _ => {
-                let sender = self.senders.get(shard).ok_or(ShardError::Stopped(shard))?;
-                sender.send(Box::new(job)).await.map_err(|_| ShardError::Stopped(shard))?;
+        let job: Job = Box::new(job);
+        // The shard context must not be held across the send's await: the
+        // caller may be a Send future on another runtime.
+        let remote = match current() {
+            Some(ctx) if ctx.id == shard => {
+                job(&ctx);
+                None
             }
+            _ => Some(job),
+        };
+        if let Some(job) = remote {
+            let sender = self.senders.get(shard).ok_or(ShardError::Stopped(shard))?;
+            sender.send(job).await.map_err(|_| ShardError::Stopped(shard))?;
         }
         Ok(rx)
     }
@@ -182,17 +198,17 @@ impl ShardSet {
         self.spawn_on(shard, f).await?.await.map_err(|_| ShardError::Stopped(shard))
     }
 
-    /// Starts `f` on the partition's owner shard with the open partition.
+    /// Starts `f` on the partition's owner shard with its local replica.
     pub async fn spawn_on_partition<R, F, Fut>(&self, tp: TopicPartition, f: F) -> Result<Pending<R>, ShardError>
     where
         R: Send + 'static,
-        F: FnOnce(Rc<Partition>) -> Fut + Send + 'static,
+        F: FnOnce(Rc<Replica>) -> Fut + Send + 'static,
         Fut: Future<Output = R> + 'static,
     {
         let shard = self.owner(&tp);
         let rx = self
             .spawn_on(shard, move |ctx| async move {
-                match ctx.partition(&tp) {
+                match ctx.replica(&tp) {
                     Some(p) => Some(f(p).await),
                     None => None,
                 }
@@ -207,7 +223,7 @@ impl ShardSet {
     pub async fn run_on_partition<R, F, Fut>(&self, tp: TopicPartition, f: F) -> Result<R, ShardError>
     where
         R: Send + 'static,
-        F: FnOnce(Rc<Partition>) -> Fut + Send + 'static,
+        F: FnOnce(Rc<Replica>) -> Fut + Send + 'static,
         Fut: Future<Output = R> + 'static,
     {
         self.spawn_on_partition(tp, f).await?.result().await

@@ -119,6 +119,8 @@ pub struct TopicSettings {
     /// `cleanup.policy` includes `delete` (DeleteRecords is refused otherwise).
     pub delete_policy: bool,
     pub index_interval_bytes: usize,
+    /// ISR members an acks=all produce needs.
+    pub min_insync_replicas: usize,
 }
 
 impl TopicSettings {
@@ -136,6 +138,7 @@ impl TopicSettings {
             retention_bytes: num("retention.bytes", -1),
             delete_policy: get("cleanup.policy").split(',').any(|p| p.trim() == "delete"),
             index_interval_bytes: num("index.interval.bytes", 4096).max(1) as usize,
+            min_insync_replicas: num("min.insync.replicas", 1).max(1) as usize,
         }
     }
 

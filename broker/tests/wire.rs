@@ -36,6 +36,7 @@ const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::OffsetForLeaderEpoch, 0, 4),
 ];
 
 fn api_versions_request() -> ApiVersionsRequest {

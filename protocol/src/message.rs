@@ -90,3 +90,40 @@ pub fn encode_response<T: Encodable + HeaderVersion>(
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())
 }
+
+/// Encodes a complete request frame (size prefix, header, body) for the
+/// broker's own outgoing requests, such as a follower's fetches.
+pub fn encode_request<T: kafka_protocol::protocol::Request>(
+    what: &'static str,
+    correlation_id: i32,
+    client_id: &str,
+    version: i16,
+    body: &T,
+) -> Result<Bytes, EncodeError> {
+    let err = |reason: String| EncodeError { what, version, reason };
+    let api_key = ApiKey::try_from(T::KEY).map_err(|_| err(format!("unknown API key {}", T::KEY)))?;
+    let header = RequestHeader::default()
+        .with_request_api_key(T::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_string(client_id.to_string())));
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    header.encode(&mut buf, api_key.request_header_version(version)).map_err(|e| err(e.to_string()))?;
+    body.encode(&mut buf, version).map_err(|e| err(e.to_string()))?;
+    let size = i32::try_from(buf.len() - 4).map_err(|_| err("request over 2 GiB".into()))?;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// Decodes a response frame body (after the size prefix): its correlation
+/// id and the typed response. Malformed input is an error, never a panic.
+pub fn decode_response<T: Decodable + HeaderVersion>(
+    what: &'static str,
+    mut frame: Bytes,
+    version: i16,
+) -> Result<(i32, T), RequestError> {
+    let header = guarded(what, || ResponseHeader::decode(&mut frame, T::header_version(version)))?;
+    let body = guarded(what, || T::decode(&mut frame, version))?;
+    Ok((header.correlation_id, body))
+}

@@ -1,10 +1,28 @@
-//! The cluster metadata model — topics with their ids, partition counts and
-//! configs — and the store that makes every change durable before it is
-//! visible. Today the store is a single node's snapshot file; the openraft
-//! quorum (issue 5) replaces `MetadataStore`'s persistence, not its model.
+//! The metadata quorum: one openraft group whose log and state machine live
+//! in RocksDB, holding the cluster metadata every broker agrees on —
+//! brokers and their liveness, topics, partition replicas, leaders, leader
+//! epochs and ISRs, topic configs. Changes are [`Command`]s; the state
+//! machine applies them deterministically on every node.
 
+mod assign;
+mod command;
 mod model;
-mod store;
+mod network;
+mod quorum;
+mod storage;
 
-pub use model::{validate_topic_name, ClusterMetadata, TopicMetadata, TopicNameError};
-pub use store::{MetadataError, MetadataStore};
+pub use command::{ApplyError, Command, Outcome, Reply};
+pub use model::{
+    validate_topic_name, BrokerInfo, ClusterMetadata, PartitionState, TopicMetadata, TopicNameError, NO_LEADER,
+};
+pub use network::Voters;
+pub use quorum::{format_voters, new_cluster_id, MetadataQuorum, QuorumConfig, QuorumError};
+pub use storage::MetadataView;
+
+openraft::declare_raft_types!(
+    /// The quorum's raft types: metadata commands in, outcomes out.
+    pub TypeConfig:
+        D = Command,
+        R = Outcome,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+);

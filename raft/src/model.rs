@@ -5,24 +5,84 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// "No leader" in Kafka's metadata answers.
+pub const NO_LEADER: i32 = -1;
+
+/// One partition's replication state, as the controller decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// Assigned replicas; the first is the preferred leader.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas: the leader and the followers caught up with it.
+    pub isr: Vec<i32>,
+    /// The serving replica, or [`NO_LEADER`] when no ISR member is alive.
+    pub leader: i32,
+    /// Bumped on every leader change; fences stale leaders and followers.
+    pub leader_epoch: i32,
+    /// Bumped on every change (ISR or leader), so a leader's ISR change
+    /// based on an older state is refused.
+    pub partition_epoch: i32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicMetadata {
     pub name: String,
     pub id: Uuid,
-    pub partitions: i32,
+    pub partitions: Vec<PartitionState>,
     /// Per-topic overrides of broker defaults (`cleanup.policy`, ...).
     pub configs: BTreeMap<String, String>,
 }
 
+impl TopicMetadata {
+    pub fn partition_count(&self) -> i32 {
+        self.partitions.len() as i32
+    }
+
+    pub fn partition(&self, index: i32) -> Option<&PartitionState> {
+        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+    }
+
+    /// Whether the topic's override allows electing a replica outside the ISR.
+    pub fn unclean_election(&self) -> bool {
+        self.configs.get("unclean.leader.election.enable").is_some_and(|v| v == "true")
+    }
+}
+
+/// A registered broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+    /// Identifies the broker's data directory: a broker coming back with a
+    /// different one lost its logs and is no longer in any ISR.
+    pub incarnation: Uuid,
+    /// Fenced brokers missed their heartbeats: they lead nothing and are
+    /// not in any ISR until they are heard from again.
+    pub fenced: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterMetadata {
+    /// Empty until the first controller names the cluster.
     pub cluster_id: String,
+    pub brokers: BTreeMap<i32, BrokerInfo>,
     pub topics: BTreeMap<String, TopicMetadata>,
 }
 
 impl ClusterMetadata {
     pub fn topic_by_id(&self, id: Uuid) -> Option<&TopicMetadata> {
         self.topics.values().find(|t| t.id == id)
+    }
+
+    /// Brokers that are registered and not fenced.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerInfo> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    pub fn is_live(&self, broker: i32) -> bool {
+        self.brokers.get(&broker).is_some_and(|b| !b.fenced)
     }
 }
 

@@ -14,6 +14,8 @@ pub struct StoredBatch {
     pub size: u32,
     pub last_offset_delta: i32,
     pub max_timestamp: i64,
+    /// The epoch of the leader that appended it (not covered by the CRC).
+    pub leader_epoch: i32,
 }
 
 impl StoredBatch {
@@ -49,6 +51,7 @@ impl StoredBatch {
             size: (LOG_OVERHEAD as u32).checked_add(batch_length as u32)?,
             last_offset_delta,
             max_timestamp: i64::from_be_bytes(buf[35..43].try_into().ok()?),
+            leader_epoch: i32::from_be_bytes(buf[12..16].try_into().ok()?),
         })
     }
 
@@ -59,6 +62,13 @@ impl StoredBatch {
         }
         let stored = u32::from_be_bytes([whole[17], whole[18], whole[19], whole[20]]);
         crc32c::crc32c(&whole[CRC_START..]) == stored
+    }
+}
+
+/// Stamps the appending leader's epoch into a batch (not covered by the CRC).
+pub fn set_leader_epoch(batch: &mut [u8], epoch: i32) {
+    if batch.len() >= 16 {
+        batch[12..16].copy_from_slice(&epoch.to_be_bytes());
     }
 }
 

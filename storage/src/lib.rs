@@ -4,6 +4,7 @@
 //! offsets, not Kafka requests: callers hand it validated batches.
 
 mod batch;
+mod epochs;
 mod error;
 mod index;
 mod log;
@@ -11,7 +12,7 @@ mod partition;
 mod segment;
 mod uring;
 
-pub use batch::{StoredBatch, BATCH_HEADER_LEN};
+pub use batch::{set_leader_epoch, StoredBatch, BATCH_HEADER_LEN};
 pub use error::StorageError;
 pub use log::{AppendInfo, FsyncPolicy, LogConfig, PartitionLog, ReadResult};
 pub use partition::{LogOffsets, Partition};

@@ -369,6 +369,62 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Cuts the log back to end at the batch holding `offset` (a follower
+    /// dropping what its new leader does not have); returns the new end.
+    /// Refused while appends are in flight.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<i64, StorageError> {
+        if !self.inflight.is_empty() {
+            return Err(StorageError::Unavailable("cannot truncate while appends are in flight"));
+        }
+        if offset >= self.visible_offset {
+            return Ok(self.visible_offset);
+        }
+        let first_base = self.segments.keys().next().copied().unwrap_or(0);
+        if offset <= first_base {
+            return self.reset_to(offset.max(self.log_start_offset()));
+        }
+        let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
+        for base in doomed {
+            if let Some(seg) = self.segments.remove(&base) {
+                seg.remove_files(&self.dir);
+            }
+        }
+        let active = self.active_mut();
+        let end = match active.find_offset(offset)? {
+            Some((position, batch)) => {
+                active.truncate_to(position, batch.base_offset)?;
+                batch.base_offset
+            }
+            None => active.next_offset(),
+        };
+        self.visible_offset = end;
+        self.epoch += 1;
+        tracing::info!(dir = %self.dir.display(), end, "truncated the log");
+        Ok(end)
+    }
+
+    /// Empties the log and starts it again at `offset` (a follower whose
+    /// log lies wholly outside its leader's).
+    pub fn reset_to(&mut self, offset: i64) -> Result<i64, StorageError> {
+        if !self.inflight.is_empty() {
+            return Err(StorageError::Unavailable("cannot truncate while appends are in flight"));
+        }
+        let seg = Segment::create(&self.dir, offset, self.config.index_interval_bytes)?;
+        for (base, old) in std::mem::take(&mut self.segments) {
+            if base != offset {
+                old.remove_files(&self.dir);
+            }
+        }
+        self.segments.insert(offset, seg);
+        self.unsynced.push((open_dir(&self.dir)?, offset));
+        write_log_start(&self.dir, offset)?;
+        self.log_start = offset;
+        self.visible_offset = offset;
+        self.epoch += 1;
+        tracing::info!(dir = %self.dir.display(), offset, "restarted the log");
+        Ok(offset)
+    }
+
     /// DeleteRecords: makes `offset` (at most the high watermark) the new log
     /// start offset, durably, and deletes the segments wholly below it.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, StorageError> {
@@ -532,7 +588,7 @@ fn write_log_start(dir: &Path, offset: i64) -> Result<(), StorageError> {
 
 /// Replaces a small checkpoint file atomically: temp file, fsync, rename,
 /// fsync the directory.
-fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), StorageError> {
+pub(crate) fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), StorageError> {
     use std::io::Write;
     let (tmp, path) = (dir.join(format!("{name}.tmp")), dir.join(name));
     let mut f = File::create(&tmp).map_err(StorageError::io("create", &tmp))?;

@@ -16,6 +16,7 @@ use std::rc::Rc;
 use tokio::sync::Notify;
 
 use crate::batch::{StoredBatch, BATCH_HEADER_LEN};
+use crate::epochs::EpochCache;
 use crate::error::StorageError;
 use crate::log::{
     write_recovery_point, AppendInfo, FsyncPolicy, LogConfig, PartitionLog, ReadPlan, ReadResult, RecoveryPoint,
@@ -43,6 +44,10 @@ pub struct Partition {
     checkpointed: Cell<RecoveryPoint>,
     /// Fired when the visible offset moves or a sync round ends.
     progress: Notify,
+    /// Offsets below this are committed (replicated to the ISR) and may be
+    /// read by consumers; the replication layer moves it.
+    high_watermark: Cell<i64>,
+    epochs: RefCell<EpochCache>,
 }
 
 /// Offsets a reader sees alongside the bytes it read.
@@ -50,6 +55,8 @@ pub struct Partition {
 pub struct LogOffsets {
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    /// One past the last written batch (LEO).
+    pub log_end_offset: i64,
 }
 
 impl Partition {
@@ -57,6 +64,8 @@ impl Partition {
     pub async fn open(dir: &Path, config: LogConfig, ring: Rc<Ring>) -> Result<Self, StorageError> {
         let log = PartitionLog::open(dir, config)?;
         let durable = log.durable_at_open();
+        let end = log.visible_offset();
+        let epochs = EpochCache::open(dir, end)?;
         Ok(Self {
             dir: dir.to_owned(),
             ring,
@@ -67,12 +76,81 @@ impl Partition {
             sync_rounds: Cell::new(0),
             checkpointed: Cell::new(RecoveryPoint::default()),
             progress: Notify::new(),
+            high_watermark: Cell::new(end),
+            epochs: RefCell::new(epochs),
         })
     }
 
     pub fn offsets(&self) -> LogOffsets {
         let log = self.log.borrow();
-        LogOffsets { log_start_offset: log.log_start_offset(), high_watermark: log.visible_offset() }
+        LogOffsets {
+            log_start_offset: log.log_start_offset(),
+            high_watermark: self.high_watermark.get().clamp(log.log_start_offset(), log.visible_offset()),
+            log_end_offset: log.visible_offset(),
+        }
+    }
+
+    /// Moves the high watermark (clamped to the written log); returns
+    /// whether it changed. Starts at the log end when the log is opened.
+    pub fn set_high_watermark(&self, offset: i64) -> bool {
+        let offset = offset.min(self.log.borrow().visible_offset());
+        self.high_watermark.replace(offset) != offset
+    }
+
+    /// Records that leader epoch `epoch` starts at the current log end.
+    pub fn assign_leader_epoch(&self, epoch: i32) -> Result<(), StorageError> {
+        let start = self.log.borrow().next_offset();
+        self.epochs.borrow_mut().assign(epoch, start)
+    }
+
+    /// The latest leader epoch this log holds data or leadership for.
+    pub fn latest_leader_epoch(&self) -> Option<i32> {
+        self.epochs.borrow().latest().map(|(e, _)| e)
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at most `epoch` this log
+    /// knows and the offset where its data ends; (-1, -1) if none.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.borrow().end_offset_for(epoch, self.log.borrow().visible_offset())
+    }
+
+    /// Cuts the log back to end at the batch holding `offset` (or restarts
+    /// it empty at `offset` with `reset`), for a follower matching its
+    /// leader's log. Returns the new log end.
+    pub fn truncate_to(&self, offset: i64, reset: bool) -> Result<i64, StorageError> {
+        let end = {
+            let mut log = self.log.borrow_mut();
+            if reset {
+                log.reset_to(offset)?
+            } else {
+                log.truncate_to(offset)?
+            }
+        };
+        self.epochs.borrow_mut().truncate_from_end(end)?;
+        self.high_watermark.set(self.high_watermark.get().min(end));
+        self.durable.set(self.durable.get().min(end));
+        let point = self.checkpointed.get();
+        if point.offset > end || point.clean {
+            let point = RecoveryPoint { offset: point.offset.min(end), clean: false };
+            write_recovery_point(&self.dir, point)?;
+            self.checkpointed.set(point);
+        }
+        self.progress.notify_waiters();
+        Ok(end)
+    }
+
+    /// Appends a batch fetched from the leader, keeping its offsets: it
+    /// must start exactly at this log's end.
+    pub async fn append_replicated(&self, batch: Vec<u8>) -> Result<(AppendInfo, LogOffsets), StorageError> {
+        let Some(header) = StoredBatch::parse(&batch) else {
+            return Err(StorageError::InvalidBatch("not a RecordBatch v2"));
+        };
+        let end = self.log.borrow().next_offset();
+        if header.base_offset != end {
+            return Err(StorageError::OffsetOutOfRange { offset: header.base_offset, start: end, end });
+        }
+        self.epochs.borrow_mut().assign(header.leader_epoch, header.base_offset)?;
+        self.append(batch).await
     }
 
     /// Offsets below this are durable (fdatasync done).
@@ -203,12 +281,14 @@ impl Partition {
         offset: i64,
         max_bytes: usize,
         min_one: bool,
+        upto: i64,
     ) -> Result<(ReadResult, LogOffsets), StorageError> {
         let plan = self.log.borrow().plan_read(offset)?;
-        let bytes = match plan {
-            Some(plan) => self.read_planned(plan, max_bytes, min_one).await?,
-            None => Vec::new(),
+        let mut bytes = match plan {
+            Some(plan) if offset < upto => self.read_planned(plan, max_bytes, min_one).await?,
+            _ => Vec::new(),
         };
+        bytes.truncate(batches_below(&bytes, upto));
         Ok((ReadResult { bytes }, self.offsets()))
     }
 
@@ -251,9 +331,12 @@ impl Partition {
     /// DeleteRecords: moves the log start offset up to `offset` (-1: the
     /// high watermark) and returns the new low watermark.
     pub async fn delete_records(&self, offset: i64) -> Result<i64, StorageError> {
-        let mut log = self.log.borrow_mut();
-        let offset = if offset == -1 { log.visible_offset() } else { offset };
-        log.delete_records_before(offset)
+        let LogOffsets { log_start_offset, high_watermark, .. } = self.offsets();
+        let offset = if offset == -1 { high_watermark } else { offset };
+        if offset > high_watermark {
+            return Err(StorageError::OffsetOutOfRange { offset, start: log_start_offset, end: high_watermark });
+        }
+        self.log.borrow_mut().delete_records_before(offset)
     }
 
     /// Applies `retention.ms` / `retention.bytes`; returns segments deleted.
@@ -285,6 +368,23 @@ impl Partition {
     pub async fn delete(&self) -> Result<(), StorageError> {
         std::fs::remove_dir_all(&self.dir).map_err(StorageError::io("delete partition dir", &self.dir))
     }
+}
+
+/// How many leading bytes of `buf` hold batches starting below `upto`
+/// (a partial last batch counts, as a read may end mid-batch).
+fn batches_below(buf: &[u8], upto: i64) -> usize {
+    let mut at = 0usize;
+    while at + 8 <= buf.len() {
+        let base = i64::from_be_bytes(buf[at..at + 8].try_into().unwrap_or_default());
+        if base >= upto {
+            return at;
+        }
+        match StoredBatch::parse(&buf[at..]) {
+            Some(batch) => at += batch.size as usize,
+            None => return buf.len(),
+        }
+    }
+    buf.len()
 }
 
 enum Located {

@@ -24,7 +24,7 @@ async fn open(dir: &Path, ring: &Rc<Ring>) -> Partition {
 }
 
 async fn read(p: &Partition, offset: i64, max_bytes: usize, min_one: bool) -> Result<Vec<u8>, StorageError> {
-    p.read(offset, max_bytes, min_one).await.map(|(r, _)| r.bytes)
+    p.read(offset, max_bytes, min_one, i64::MAX).await.map(|(r, _)| r.bytes)
 }
 
 /// A v2 batch of `count` records whose timestamps end at `max_ts`, with a
@@ -62,7 +62,7 @@ async fn fill(p: &Partition, batches: i32) -> Vec<(i64, Vec<u8>)> {
         let (info, offsets) = p.append(b.clone()).await.unwrap();
         assert_eq!(info.base_offset, i64::from(i) * 3);
         assert_eq!(info.last_offset, i64::from(i) * 3 + 2);
-        assert_eq!(offsets.high_watermark, info.last_offset + 1);
+        assert_eq!(offsets.log_end_offset, info.last_offset + 1);
         b[0..8].copy_from_slice(&info.base_offset.to_be_bytes());
         written.push((info.base_offset, b));
     }
@@ -75,7 +75,7 @@ fn assigns_offsets_and_reads_back_every_batch_across_segments() {
         let dir = tempfile::tempdir().unwrap();
         let written = fill(&open(dir.path(), &ring).await, 40).await;
         let p = open(dir.path(), &ring).await;
-        assert_eq!(p.offsets().high_watermark, 120);
+        assert_eq!(p.offsets().log_end_offset, 120);
         assert!(log_files(dir.path()).len() > 3, "small segment.bytes must roll");
         for (base, bytes) in &written {
             for offset in *base..*base + 3 {
@@ -130,7 +130,7 @@ fn concurrent_appends_are_acknowledged_in_offset_order_under_group_commit() {
         let mut acked = acked.borrow().clone();
         acked.sort();
         assert_eq!(acked, (0..200).collect::<Vec<i64>>());
-        assert_eq!(p.offsets().high_watermark, 200);
+        assert_eq!(p.offsets().log_end_offset, 200);
         assert!(p.sync_rounds() < 200 / 2, "appends share fsyncs: {} rounds for 200 appends", p.sync_rounds());
     });
 }
@@ -146,7 +146,7 @@ fn torn_tail_is_truncated_and_appends_continue_at_the_same_offset() {
         OpenOptions::new().append(true).open(&active).unwrap().write_all(half).unwrap();
 
         let p = open(dir.path(), &ring).await;
-        assert_eq!(p.offsets().high_watermark, 15);
+        assert_eq!(p.offsets().log_end_offset, 15);
         assert_eq!(p.append(batch(1, 2000, 10)).await.unwrap().0.base_offset, 15);
         for (base, bytes) in &written {
             assert_eq!(&read(&p, *base, 1, true).await.unwrap(), bytes);
@@ -165,7 +165,7 @@ fn corrupt_tail_batch_is_dropped_on_recovery() {
         bytes[len - 1] ^= 0xff; // flip a bit inside the last batch
         std::fs::write(&active, &bytes).unwrap();
         let p = open(dir.path(), &ring).await;
-        assert_eq!(p.offsets().high_watermark, 12, "the corrupt last batch (offsets 12..14) is gone");
+        assert_eq!(p.offsets().log_end_offset, 12, "the corrupt last batch (offsets 12..14) is gone");
     });
 }
 
@@ -181,7 +181,7 @@ fn lost_indexes_are_rebuilt() {
             }
         }
         let p = open(dir.path(), &ring).await;
-        assert_eq!(p.offsets().high_watermark, 120);
+        assert_eq!(p.offsets().log_end_offset, 120);
         let (base, bytes) = &written[25];
         assert_eq!(&read(&p, *base + 1, 1, true).await.unwrap(), bytes);
         assert_eq!(base_offset(&p.find_by_timestamp(1250).await.unwrap().unwrap()), 75);
@@ -211,7 +211,7 @@ fn retention_deletes_whole_old_segments_and_moves_the_log_start() {
         // Far in the future everything but the active segment goes.
         p.enforce_retention(i64::MAX / 2);
         assert_eq!(log_files(dir.path()).len(), 1, "the active segment stays");
-        assert_eq!(p.offsets().high_watermark, 120);
+        assert_eq!(p.offsets().log_end_offset, 120);
 
         // retention.bytes keeps the newest segments within the limit.
         let dir = tempfile::tempdir().unwrap();
@@ -231,6 +231,9 @@ fn delete_records_moves_the_log_start_durably() {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), &ring).await;
         fill(&p, 40).await;
+        // The replication layer moves the high watermark; nothing is committed yet.
+        assert!(matches!(p.delete_records(50).await, Err(StorageError::OffsetOutOfRange { .. })));
+        p.set_high_watermark(i64::MAX);
         assert_eq!(p.delete_records(50).await.unwrap(), 50);
         assert_eq!(p.offsets().log_start_offset, 50);
         assert!(matches!(read(&p, 49, 100, true).await, Err(StorageError::OffsetOutOfRange { .. })));
@@ -291,7 +294,7 @@ fn after_a_crash_segments_past_the_recovery_point_are_checked_and_a_hole_ends_th
         std::fs::write(&victim, &bytes).unwrap();
 
         let p = open(dir.path(), &ring).await;
-        let end = p.offsets().high_watermark;
+        let end = p.offsets().log_end_offset;
         assert!(end < 120 && end > victim_base, "the log ends before the damaged batch: {end}");
         assert_eq!(log_files(dir.path()).last().unwrap(), &victim, "segments after the hole are gone");
         assert_eq!(p.append(batch(1, 5, 10)).await.unwrap().0.base_offset, end, "appends continue at the cut");
@@ -313,7 +316,7 @@ fn a_clean_shutdown_lets_the_next_start_trust_every_segment() {
         let recovery = std::fs::read_to_string(dir.path().join("recovery-point")).unwrap();
         assert_eq!(recovery, "120 clean");
         let p = open(dir.path(), &ring).await;
-        assert_eq!(p.offsets().high_watermark, 120);
+        assert_eq!(p.offsets().log_end_offset, 120);
         assert_eq!(&read(&p, 117, 1, true).await.unwrap(), &written[39].1);
         let recovery = std::fs::read_to_string(dir.path().join("recovery-point")).unwrap();
         assert_eq!(recovery, "120 dirty", "a later crash is not mistaken for a clean stop");
@@ -339,4 +342,64 @@ fn a_failed_write_discards_later_completed_writes_and_moves_the_epoch() {
     assert_eq!(log.visible_offset(), 0);
     assert_eq!(log.next_offset(), 0, "offsets are handed out again from the last complete write");
     assert_ne!(log.epoch(), ra.epoch, "B's appender sees the epoch move and reports failure");
+}
+
+#[test]
+fn a_follower_log_keeps_leader_offsets_truncates_and_tracks_epochs() {
+    shard(|ring| async move {
+        let (leader_dir, follower_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let config = small_segments();
+        let leader = Partition::open(leader_dir.path(), config.clone(), ring.clone()).await.unwrap();
+        leader.assign_leader_epoch(0).unwrap();
+        let mut stored = fill(&leader, 10).await;
+        leader.assign_leader_epoch(3).unwrap();
+        stored.extend(fill_from(&leader, 10, 30).await);
+
+        let follower = Partition::open(follower_dir.path(), config, ring.clone()).await.unwrap();
+        for (i, (_, bytes)) in stored.iter().enumerate() {
+            let mut b = bytes.clone();
+            sluice_storage::set_leader_epoch(&mut b, if i < 10 { 0 } else { 3 });
+            follower.append_replicated(b).await.unwrap();
+        }
+        assert_eq!(follower.offsets().log_end_offset, 60);
+        assert_eq!(follower.latest_leader_epoch(), Some(3));
+        assert_eq!(follower.end_offset_for_epoch(0), (0, 30), "epoch 0 ends where epoch 3 starts");
+        assert_eq!(follower.end_offset_for_epoch(3), (3, 60));
+        // A batch that does not start at the log end is refused.
+        assert!(matches!(
+            follower.append_replicated(stored[2].1.clone()).await,
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+
+        // Readers can be held to the high watermark; whole batches only.
+        let upto = |hw| follower.read(30, 1 << 20, true, hw);
+        assert!(upto(30).await.unwrap().0.bytes.is_empty());
+        let one = upto(31).await.unwrap().0.bytes;
+        assert_eq!((base_offset(&one), one.len()), (30, stored[10].1.len()));
+
+        // Truncating mid-batch cuts back to that batch's start, across segments.
+        assert_eq!(follower.truncate_to(31, false).unwrap(), 30);
+        assert_eq!(follower.latest_leader_epoch(), Some(0), "the epoch that started at 30 is gone");
+        assert_eq!(follower.offsets().log_end_offset, 30);
+        assert_eq!(read(&follower, 27, 1 << 20, true).await.unwrap(), stored[9].1);
+        drop(follower);
+        let follower = Partition::open(follower_dir.path(), small_segments(), ring.clone()).await.unwrap();
+        assert_eq!(follower.offsets().log_end_offset, 30, "the truncation survives a restart");
+        assert_eq!(follower.truncate_to(500, true).unwrap(), 500, "restarted empty at the leader's log start");
+        assert_eq!(follower.offsets().log_start_offset, 500);
+        assert!(matches!(read(&follower, 0, 10, true).await, Err(StorageError::OffsetOutOfRange { .. })));
+    });
+}
+
+/// Appends `batches` more 3-record batches to a log ending at `start`.
+async fn fill_from(p: &Partition, batches: i32, start: i64) -> Vec<(i64, Vec<u8>)> {
+    let mut written = Vec::new();
+    for i in 0..batches {
+        let mut b = batch(3, 5000 + i64::from(i), 100);
+        let (info, _) = p.append(b.clone()).await.unwrap();
+        assert_eq!(info.base_offset, start + i64::from(i) * 3);
+        b[0..8].copy_from_slice(&info.base_offset.to_be_bytes());
+        written.push((info.base_offset, b));
+    }
+    written
 }

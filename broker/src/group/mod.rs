@@ -84,6 +84,12 @@ impl Coordinator {
         self.groups.borrow_mut().entry(id).or_insert(group);
     }
 
+    /// Forgets the groups of `__consumer_offsets` partition `partition`:
+    /// this shard no longer leads it, so another broker coordinates them.
+    pub fn unload_partition(&self, partition: i32) {
+        self.groups.borrow_mut().retain(|id, _| partition_for(id) != partition);
+    }
+
     pub fn all(&self) -> Vec<Rc<RefCell<Group>>> {
         self.groups.borrow().values().cloned().collect()
     }

@@ -10,7 +10,7 @@ use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, Cr
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use sluice_raft::MetadataError;
+use sluice_raft::ApplyError;
 
 use super::code;
 use crate::broker::{Broker, BrokerError};
@@ -48,6 +48,7 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
 struct Created {
     id: uuid::Uuid,
     partitions: i32,
+    replication_factor: i16,
     configs: BTreeMap<String, String>,
 }
 
@@ -61,6 +62,7 @@ async fn create_one(
     if broker.topic(name).is_some() {
         return Err((ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
     }
+    let assignments: Vec<Vec<i32>> = t.assignments.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect();
     let partitions = if t.assignments.is_empty() {
         match t.num_partitions {
             -1 => broker.config.num_partitions,
@@ -79,16 +81,19 @@ async fn create_one(
     } else {
         check_assignments(broker, t)?
     };
-    match t.replication_factor {
-        -1 | 1 => {}
-        rf if rf < 1 => {
+    let live = broker.metadata().live_brokers().count();
+    let replication_factor = match (t.replication_factor, assignments.first()) {
+        (_, Some(first)) => first.len() as i16,
+        (-1, None) => broker.config.default_replication_factor,
+        (rf, None) if rf < 1 => {
             let msg = format!("Replication factor must be larger than 0, got {rf}.");
             return Err((ResponseError::InvalidReplicationFactor, msg));
         }
-        rf => {
-            let msg = format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered.");
-            return Err((ResponseError::InvalidReplicationFactor, msg));
-        }
+        (rf, None) => rf,
+    };
+    if replication_factor as usize > live {
+        let msg = format!("Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {live} broker(s) are registered.");
+        return Err((ResponseError::InvalidReplicationFactor, msg));
     }
     let mut configs = BTreeMap::new();
     for c in &t.configs {
@@ -100,12 +105,22 @@ async fn create_one(
         configs.insert(c.name.to_string(), value.to_string());
     }
     if validate_only {
-        return Ok(Created { id: uuid::Uuid::nil(), partitions, configs });
+        return Ok(Created { id: uuid::Uuid::nil(), partitions, replication_factor, configs });
     }
-    match broker.create_topic(name, partitions, configs.clone()).await {
-        Ok(topic) => Ok(Created { id: topic.meta.id, partitions, configs }),
-        Err(BrokerError::Metadata(MetadataError::TopicExists(_))) => {
+    match broker.create_topic(name, partitions, replication_factor, assignments, configs.clone()).await {
+        Ok(topic) => Ok(Created { id: topic.meta.id, partitions, replication_factor, configs }),
+        Err(BrokerError::Refused(ApplyError::TopicExists(_))) => {
             Err((ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")))
+        }
+        Err(BrokerError::Refused(e @ ApplyError::InvalidReplicationFactor(_))) => {
+            Err((ResponseError::InvalidReplicationFactor, e.to_string()))
+        }
+        Err(BrokerError::Refused(e @ ApplyError::InvalidReplicaAssignment(_))) => {
+            Err((ResponseError::InvalidReplicaAssignment, e.to_string()))
+        }
+        Err(BrokerError::Quorum(e)) => {
+            tracing::warn!(topic = name, error = %e, "creating topic failed");
+            Err((ResponseError::RequestTimedOut, e.to_string()))
         }
         Err(e) => {
             tracing::error!(topic = name, error = %e, "creating topic failed");
@@ -115,7 +130,8 @@ async fn create_one(
 }
 
 /// Manual assignments: only with num_partitions and replication_factor
-/// left at -1, partitions numbered 0..n, each on this (the only) broker.
+/// left at -1, partitions numbered 0..n, each on distinct live brokers,
+/// all with the same number of replicas.
 fn check_assignments(broker: &Broker, t: &CreatableTopic) -> Result<i32, (ResponseError, String)> {
     if t.num_partitions != -1 || t.replication_factor != -1 {
         let msg = "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.";
@@ -131,10 +147,14 @@ fn check_assignments(broker: &Broker, t: &CreatableTopic) -> Result<i32, (Respon
         let msg = "Partitions should be a consecutive 0-based integer sequence".to_string();
         return Err((ResponseError::InvalidReplicaAssignment, msg));
     }
+    let metadata = broker.metadata();
+    let width = t.assignments.first().map_or(0, |a| a.broker_ids.len());
     for a in &t.assignments {
+        let distinct: std::collections::BTreeSet<i32> = a.broker_ids.iter().map(|b| b.0).collect();
         if a.broker_ids.is_empty()
-            || a.broker_ids.iter().any(|b| b.0 != broker.config.node_id)
-            || a.broker_ids.len() > 1
+            || a.broker_ids.len() != width
+            || distinct.len() != a.broker_ids.len()
+            || distinct.iter().any(|&b| !metadata.is_live(b))
         {
             let msg = format!(
                 "Replica assignment for partition {} names brokers that are not registered or repeats one",
@@ -165,5 +185,9 @@ fn describe(result: CreatableTopicResult, done: Created, version: i16) -> Creata
             })
             .collect()
     });
-    result.with_topic_id(done.id).with_num_partitions(done.partitions).with_replication_factor(1).with_configs(configs)
+    result
+        .with_topic_id(done.id)
+        .with_num_partitions(done.partitions)
+        .with_replication_factor(done.replication_factor)
+        .with_configs(configs)
 }

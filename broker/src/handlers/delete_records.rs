@@ -29,12 +29,20 @@ pub async fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest, _version: i
                 continue;
             }
             let offset = p.offset;
-            let done =
-                broker.shards.run_on_partition(tp, move |log| async move { log.delete_records(offset).await }).await;
+            let done = broker
+                .shards
+                .run_on_partition(tp, move |replica| async move {
+                    match replica.check_leader(-1) {
+                        Ok(()) => Some(replica.log.delete_records(offset).await),
+                        Err(_) => None,
+                    }
+                })
+                .await;
             partitions.push(match done {
-                Ok(Ok(low)) => result.with_low_watermark(low),
-                Ok(Err(StorageError::OffsetOutOfRange { .. })) => fail(ResponseError::OffsetOutOfRange),
-                Ok(Err(e)) => {
+                Ok(None) => fail(ResponseError::NotLeaderOrFollower),
+                Ok(Some(Ok(low))) => result.with_low_watermark(low),
+                Ok(Some(Err(StorageError::OffsetOutOfRange { .. }))) => fail(ResponseError::OffsetOutOfRange),
+                Ok(Some(Err(e))) => {
                     tracing::error!(topic = %t.name.0, partition = p.partition_index, error = %e, "delete records failed");
                     fail(ResponseError::KafkaStorageError)
                 }

@@ -43,9 +43,10 @@ async fn delete_one(broker: &Broker, name: Option<TopicName>, id: uuid::Uuid) ->
         Err(e) => {
             tracing::error!(topic = %topic.meta.name, error = %e, "deleting topic failed");
             let code = match e {
-                crate::broker::BrokerError::Metadata(sluice_raft::MetadataError::UnknownTopic(_)) => {
+                crate::broker::BrokerError::Refused(sluice_raft::ApplyError::UnknownTopic(_)) => {
                     ResponseError::UnknownTopicOrPartition
                 }
+                crate::broker::BrokerError::Quorum(_) => ResponseError::RequestTimedOut,
                 _ => ResponseError::UnknownServerError,
             };
             result.with_error_code(code::of(code))

@@ -2,7 +2,10 @@
 //! request's `max_bytes`, each partition's `partition_max_bytes` and
 //! `min_bytes`; long-poll until enough data arrives, `max_wait_ms` passes or
 //! the broker shuts down, woken by appends rather than by polling.
-//! Each partition is read on its owner shard.
+//! Each partition is read on its owner shard, which must lead it.
+//! Consumers read up to the high watermark; a follower's fetch (a
+//! `replica_id` of 0 or more) reads up to the log end and reports the
+//! follower's progress, which moves the high watermark and the ISR.
 //! Fetch sessions (KIP-227) are not kept: every response says session 0,
 //! which clients treat as "send full requests", exactly as Kafka does when
 //! its session cache is full.
@@ -21,8 +24,9 @@ use sluice_storage::StorageError;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{check_leader_epoch, code};
+use super::code;
 use crate::broker::{Broker, Topic};
+use crate::replication::Replica;
 use crate::server::Shutdown;
 
 /// Kafka's READ_COMMITTED isolation level.
@@ -46,6 +50,8 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, shutd
         .flat_map(|(topic, t)| t.partitions.iter().filter_map(|p| topic.appended(p.partition).cloned()))
         .collect();
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let replica_id = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
+    let follower = (replica_id >= 0).then_some(replica_id);
     loop {
         // Register interest before reading so an append between the read
         // and the wait still wakes us.
@@ -53,7 +59,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, shutd
         for w in &mut wakers {
             w.as_mut().enable();
         }
-        let (responses, bytes, any_error) = read_once(broker, &topics, &req, version).await;
+        let (responses, bytes, any_error) = read_once(broker, &topics, &req, version, follower).await;
         if bytes >= i64::from(req.min_bytes) || any_error || Instant::now() >= deadline || shutdown.is_set() {
             return FetchResponse::default().with_responses(responses);
         }
@@ -72,11 +78,18 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, shutd
     }
 }
 
+/// What reading one partition on its shard gave.
+enum Read {
+    Refused(ResponseError),
+    Done { offsets: sluice_storage::LogOffsets, read: Option<Result<Vec<u8>, StorageError>> },
+}
+
 async fn read_once(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     topics: &[(Option<Arc<Topic>>, &FetchTopic)],
     req: &FetchRequest,
     version: i16,
+    follower: Option<i32>,
 ) -> (Vec<FetchableTopicResponse>, i64, bool) {
     let mut remaining = if req.max_bytes > 0 { i64::from(req.max_bytes).min(FETCH_MAX_BYTES) } else { FETCH_MAX_BYTES };
     let mut total = 0i64;
@@ -105,26 +118,24 @@ async fn read_once(
                 partitions.push(base.with_error_code(code::of(ResponseError::UnknownTopicOrPartition)));
                 continue;
             };
-            let epoch_error = check_leader_epoch(fp.current_leader_epoch);
-            if epoch_error != code::NONE {
-                any_error = true;
-                partitions.push(base.with_error_code(epoch_error));
-                continue;
-            }
             let limit = i64::from(fp.partition_max_bytes.max(0)).min(remaining).max(0) as usize;
             // Until some partition returns data, the first batch is returned
             // whole even past the limits (KIP-74); after that the budget is hard.
-            let (offset, min_one) = (fp.fetch_offset, first_data);
+            let (offset, min_one, client_epoch) = (fp.fetch_offset, first_data, fp.current_leader_epoch);
+            let owner = broker.clone();
             let read = broker
                 .shards
-                .run_on_partition(tp, move |p| async move {
-                    let offsets = p.offsets();
-                    let read = if limit == 0 && !min_one { None } else { Some(p.read(offset, limit, min_one).await) };
-                    (offsets, read)
+                .run_on_partition(tp, move |replica| async move {
+                    read_partition(&owner, &replica, follower, offset, limit, min_one, client_epoch).await
                 })
                 .await;
             let (offsets, read) = match read {
-                Ok(r) => r,
+                Ok(Read::Done { offsets, read }) => (offsets, read),
+                Ok(Read::Refused(e)) => {
+                    any_error = true;
+                    partitions.push(base.with_error_code(code::of(e)));
+                    continue;
+                }
                 Err(e) => {
                     any_error = true;
                     partitions.push(base.with_error_code(code::of(e.kafka_error())));
@@ -137,14 +148,14 @@ async fn read_once(
                 .with_log_start_offset(offsets.log_start_offset);
             partitions.push(match read {
                 None => base,
-                Some(Ok((read, _))) => {
-                    let n = read.bytes.len() as i64;
+                Some(Ok(bytes)) => {
+                    let n = bytes.len() as i64;
                     if n > 0 {
                         first_data = false;
                         remaining -= n;
                         total += n;
                     }
-                    base.with_records(Some(Bytes::from(read.bytes)))
+                    base.with_records(Some(Bytes::from(bytes)))
                 }
                 Some(Err(StorageError::OffsetOutOfRange { .. })) => {
                     any_error = true;
@@ -165,4 +176,39 @@ async fn read_once(
         );
     }
     (responses, total, any_error)
+}
+
+/// Reads one partition on its owner shard: consumers up to the high
+/// watermark, a follower up to the log end, recording its progress.
+async fn read_partition(
+    broker: &Arc<Broker>,
+    replica: &Replica,
+    follower: Option<i32>,
+    offset: i64,
+    limit: usize,
+    min_one: bool,
+    client_epoch: i32,
+) -> Read {
+    if let Err(e) = replica.check_leader(client_epoch) {
+        return Read::Refused(e);
+    }
+    let upto = match follower {
+        Some(id) => {
+            if let Some(isr) = replica.record_follower_fetch(id, offset) {
+                tracing::info!(topic = %replica.topic, partition = replica.index, ?isr, "follower caught up: expanding the ISR");
+                let topic = broker.topic(&replica.topic).map(|t| t.meta.id);
+                if let Some(command) = topic.and_then(|t| replica.isr_change(broker.node_id(), t, isr)) {
+                    broker.propose_in_background(command);
+                }
+            }
+            i64::MAX
+        }
+        None => replica.log.offsets().high_watermark,
+    };
+    let read = if limit == 0 && !min_one {
+        None
+    } else {
+        Some(replica.log.read(offset, limit, min_one, upto).await.map(|(r, _)| r.bytes))
+    };
+    Read::Done { offsets: replica.log.offsets(), read }
 }

@@ -34,19 +34,24 @@ pub async fn find_coordinator(
     version: i16,
 ) -> FindCoordinatorResponse {
     let keys: Vec<StrBytes> = if version >= 4 { req.coordinator_keys.clone() } else { vec![req.key.clone()] };
-    let ready = broker.offsets_topic().await.is_ok();
-    let host = StrBytes::from_string(broker.config.advertised_host.clone());
-    let port = i32::from(broker.advertised_port);
-    let node = BrokerId(broker.config.node_id);
+    let offsets = broker.offsets_topic().await.ok();
+    let metadata = broker.metadata();
+    // The coordinator of a group is the leader of its offsets partition.
+    let coordinator = |key: &str| {
+        let partition = offsets.as_ref()?.meta.partition(crate::group::partition_for(key))?;
+        metadata.brokers.get(&partition.leader).filter(|b| !b.fenced)
+    };
     let entries: Vec<CoordinatorEntry> = keys
         .into_iter()
         .map(|key| {
-            let entry = CoordinatorEntry::default().with_key(key).with_node_id(BrokerId(-1)).with_port(-1);
-            let error = match req.key_type {
-                GROUP_KEY if ready => return entry.with_node_id(node).with_host(host.clone()).with_port(port),
-                GROUP_KEY => E::CoordinatorNotAvailable,
+            let entry = CoordinatorEntry::default().with_key(key.clone()).with_node_id(BrokerId(-1)).with_port(-1);
+            let error = match (req.key_type, coordinator(&key)) {
+                (GROUP_KEY, Some(b)) => {
+                    return entry.with_node_id(BrokerId(b.id)).with_host(s(&b.host)).with_port(i32::from(b.port))
+                }
+                (GROUP_KEY, None) => E::CoordinatorNotAvailable,
                 // Transactions are not served yet: no transaction coordinator.
-                TRANSACTION_KEY => E::CoordinatorNotAvailable,
+                (TRANSACTION_KEY, _) => E::CoordinatorNotAvailable,
                 // Share groups (KIP-932) and unknown key types.
                 _ => E::InvalidRequest,
             };
@@ -351,9 +356,9 @@ pub async fn delete_groups(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> De
                 coord.remove(&id);
                 if !committed.is_empty() {
                     let batch = crate::group::encode_offset_tombstone(&id, &committed, crate::now_ms());
-                    if offsets.append(batch).await.is_err() {
+                    if let Err(e) = offsets.append_group_record(batch).await {
                         coord.restore(group);
-                        return code::of(E::KafkaStorageError);
+                        return super::commit_error(&e);
                     }
                 }
                 0

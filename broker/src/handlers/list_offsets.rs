@@ -10,7 +10,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
 use sluice_storage::{Partition, StorageError};
 
-use super::{check_leader_epoch, code, LEADER_EPOCH};
+use super::code;
 use crate::broker::Broker;
 
 const LATEST: i64 = -1;
@@ -34,21 +34,24 @@ pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16)
                 partitions.push(resp.with_error_code(code::of(ResponseError::UnknownTopicOrPartition)));
                 continue;
             };
-            let epoch_error = check_leader_epoch(p.current_leader_epoch);
-            if epoch_error != code::NONE {
-                partitions.push(resp.with_error_code(epoch_error));
-                continue;
-            }
-            let target = p.timestamp;
-            let found = broker.shards.run_on_partition(tp, move |log| async move { lookup(&log, target).await }).await;
+            let (target, client_epoch) = (p.timestamp, p.current_leader_epoch);
+            let found = broker
+                .shards
+                .run_on_partition(tp, move |replica| async move {
+                    replica.check_leader(client_epoch).map_err(Lookup::Kafka)?;
+                    let found = lookup(&replica.log, target).await.map_err(Lookup::Storage)?;
+                    Ok((found, replica.leader_epoch()))
+                })
+                .await;
             partitions.push(match found {
-                Ok(Ok(Some((timestamp, offset)))) => {
+                Ok(Ok((Some((timestamp, offset)), epoch))) => {
                     // leader_epoch exists from v4 and may not be set before.
-                    let epoch = if version >= 4 { LEADER_EPOCH } else { -1 };
+                    let epoch = if version >= 4 { epoch } else { -1 };
                     resp.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(epoch)
                 }
-                Ok(Ok(None)) => resp,
-                Ok(Err(e)) => {
+                Ok(Ok((None, _))) => resp,
+                Ok(Err(Lookup::Kafka(e))) => resp.with_error_code(code::of(e)),
+                Ok(Err(Lookup::Storage(e))) => {
                     tracing::error!(topic = %t.name.0, partition = p.partition_index, error = %e, "offset lookup failed");
                     resp.with_error_code(code::of(ResponseError::KafkaStorageError))
                 }
@@ -58,6 +61,11 @@ pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16)
         topics.push(ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions));
     }
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+enum Lookup {
+    Kafka(ResponseError),
+    Storage(StorageError),
 }
 
 /// (timestamp, offset) for a ListOffsets target; `None` when no record qualifies.

@@ -1,5 +1,7 @@
-//! Metadata: brokers, controller, and topics with their partitions, leaders
-//! and topic ids; creates unknown topics when auto-creation is on.
+//! Metadata: live brokers, the controller, and topics with their
+//! partitions — leader, leader epoch, replicas, ISR, offline replicas — as
+//! the metadata quorum last told this broker; creates unknown topics when
+//! auto-creation is on.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,11 +14,12 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::{code, LEADER_EPOCH};
+use super::code;
+use sluice_raft::{ApplyError, ClusterMetadata, NO_LEADER};
+
 use crate::broker::{Broker, BrokerError, Topic};
 
 pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
-    let node = BrokerId(broker.config.node_id);
     let topics = match req.topics {
         // v0 has no null: an empty list asks for every topic.
         None => all_topics(broker),
@@ -27,31 +30,44 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
             let mut topics = Vec::with_capacity(list.len());
             for t in list {
                 topics.push(match t.name {
-                    Some(name) => by_name(broker, name, may_create, node).await,
-                    None => by_id(broker, t.topic_id, node),
+                    Some(name) => by_name(broker, name, may_create).await,
+                    None => by_id(broker, t.topic_id),
                 });
             }
             topics
         }
     };
+    let metadata = broker.metadata();
+    let controller = broker.quorum.controller().and_then(|c| i32::try_from(c).ok()).unwrap_or(-1);
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(node)
-            .with_host(StrBytes::from_string(broker.config.advertised_host.clone()))
-            .with_port(i32::from(broker.advertised_port))])
-        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id().to_string())))
-        .with_controller_id(node)
+        .with_brokers(live_brokers(&metadata))
+        .with_cluster_id(Some(StrBytes::from_string(metadata.cluster_id.clone())))
+        .with_controller_id(BrokerId(controller))
         .with_topics(topics)
 }
 
-fn all_topics(broker: &Broker) -> Vec<MetadataResponseTopic> {
-    let node = BrokerId(broker.config.node_id);
-    broker.topics().iter().map(|t| describe(t, node)).collect()
+/// Registered, unfenced brokers (Kafka leaves fenced ones out).
+pub fn live_brokers(metadata: &ClusterMetadata) -> Vec<MetadataResponseBroker> {
+    metadata
+        .live_brokers()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        })
+        .collect()
 }
 
-async fn by_name(broker: &Broker, name: TopicName, may_create: bool, node: BrokerId) -> MetadataResponseTopic {
+fn all_topics(broker: &Broker) -> Vec<MetadataResponseTopic> {
+    let metadata = broker.metadata();
+    broker.topics().iter().map(|t| describe(t, &metadata)).collect()
+}
+
+async fn by_name(broker: &Broker, name: TopicName, may_create: bool) -> MetadataResponseTopic {
     if let Some(t) = broker.topic(&name) {
-        return describe(&t, node);
+        return describe(&t, &broker.metadata());
     }
     let error =
         |e: ResponseError| MetadataResponseTopic::default().with_name(Some(name.clone())).with_error_code(code::of(e));
@@ -61,38 +77,51 @@ async fn by_name(broker: &Broker, name: TopicName, may_create: bool, node: Broke
     if !(may_create && broker.config.auto_create_topics) {
         return error(ResponseError::UnknownTopicOrPartition);
     }
-    match broker.create_topic(&name, broker.config.num_partitions, BTreeMap::new()).await {
-        Ok(t) => describe(&t, node),
+    let (partitions, rf) = (broker.config.num_partitions, broker.config.default_replication_factor);
+    match broker.create_topic(&name, partitions, rf, Vec::new(), BTreeMap::new()).await {
+        Ok(t) => describe(&t, &broker.metadata()),
         // Another request created it first: describe that one.
-        Err(BrokerError::Metadata(sluice_raft::MetadataError::TopicExists(_))) => match broker.topic(&name) {
-            Some(t) => describe(&t, node),
+        Err(BrokerError::Refused(ApplyError::TopicExists(_))) => match broker.topic(&name) {
+            Some(t) => describe(&t, &broker.metadata()),
             None => error(ResponseError::LeaderNotAvailable),
         },
+        Err(BrokerError::Refused(ApplyError::InvalidReplicationFactor(_))) => {
+            error(ResponseError::InvalidReplicationFactor)
+        }
         Err(e) => {
             tracing::error!(topic = %name.0, error = %e, "auto-creating topic failed");
-            error(ResponseError::UnknownServerError)
+            error(ResponseError::LeaderNotAvailable)
         }
     }
 }
 
-fn by_id(broker: &Broker, id: Uuid, node: BrokerId) -> MetadataResponseTopic {
+fn by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
     match broker.topic_by_id(id) {
-        Some(t) => describe(&t, node),
+        Some(t) => describe(&t, &broker.metadata()),
         None => {
             MetadataResponseTopic::default().with_topic_id(id).with_error_code(code::of(ResponseError::UnknownTopicId))
         }
     }
 }
 
-fn describe(topic: &Topic, node: BrokerId) -> MetadataResponseTopic {
-    let partitions = (0..topic.meta.partitions)
-        .map(|p| {
+fn describe(topic: &Topic, metadata: &ClusterMetadata) -> MetadataResponseTopic {
+    let ids = |v: &[i32]| v.iter().map(|&id| BrokerId(id)).collect::<Vec<_>>();
+    let partitions = topic
+        .meta
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(index, p)| {
+            let offline: Vec<i32> = p.replicas.iter().copied().filter(|&r| !metadata.is_live(r)).collect();
+            let error = if p.leader == NO_LEADER { code::of(ResponseError::LeaderNotAvailable) } else { code::NONE };
             MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_leader_id(node)
-                .with_leader_epoch(LEADER_EPOCH)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_error_code(error)
+                .with_partition_index(index as i32)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr))
+                .with_offline_replicas(ids(&offline))
         })
         .collect();
     MetadataResponseTopic::default()

@@ -10,6 +10,7 @@ mod fetch;
 mod groups;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
 
@@ -54,6 +55,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::ListGroups, min: 0, max: 5 },
     ApiSpec { key: ApiKey::DeleteGroups, min: 0, max: 2 },
     ApiSpec { key: ApiKey::OffsetDelete, min: 0, max: 0 },
+    ApiSpec { key: ApiKey::OffsetForLeaderEpoch, min: 0, max: 4 },
 ];
 
 /// Failures that end the connection (Kafka closes it for these too).
@@ -111,6 +113,10 @@ pub async fn dispatch(
         ApiKey::DeleteTopics => {
             let resp = delete_topics::handle(broker, req.decode("DeleteTopics")?, version).await;
             reply(&req, "DeleteTopics", &resp)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            let resp = offset_for_leader_epoch::handle(broker, req.decode("OffsetForLeaderEpoch")?).await;
+            reply(&req, "OffsetForLeaderEpoch", &resp)
         }
         ApiKey::DeleteRecords => {
             let resp = delete_records::handle(broker, req.decode("DeleteRecords")?, version).await;
@@ -186,6 +192,20 @@ pub(crate) mod code {
     }
 }
 
+/// The error a group request gets when its `__consumer_offsets` write
+/// fails, as Kafka's group coordinator maps them.
+pub(crate) fn commit_error(e: &crate::replication::CommitError) -> i16 {
+    use crate::replication::CommitError;
+    use kafka_protocol::ResponseError as E;
+    code::of(match e {
+        CommitError::Kafka(E::NotLeaderOrFollower) | CommitError::Storage(_) => E::NotCoordinator,
+        CommitError::Kafka(
+            E::NotEnoughReplicas | E::NotEnoughReplicasAfterAppend | E::RequestTimedOut | E::UnknownTopicOrPartition,
+        ) => E::CoordinatorNotAvailable,
+        CommitError::Kafka(_) => E::UnknownServerError,
+    })
+}
+
 /// The error a group request gets when it cannot reach its coordinator.
 pub(crate) fn route_error(e: &crate::broker::GroupRouteError) -> i16 {
     use crate::broker::GroupRouteError;
@@ -195,19 +215,6 @@ pub(crate) fn route_error(e: &crate::broker::GroupRouteError) -> i16 {
         GroupRouteError::Moved => code::of(E::NotCoordinator),
     }
 }
-
-/// Leader-epoch fencing shared by Fetch and ListOffsets. A one-node broker
-/// is leader of every partition at epoch 0; `-1` means "not checked".
-pub(crate) fn check_leader_epoch(requested: i32) -> i16 {
-    use kafka_protocol::ResponseError as E;
-    match requested {
-        e if e < 0 || e == LEADER_EPOCH => code::NONE,
-        e if e < LEADER_EPOCH => code::of(E::FencedLeaderEpoch),
-        _ => code::of(E::UnknownLeaderEpoch),
-    }
-}
-
-pub(crate) const LEADER_EPOCH: i32 = 0;
 
 #[cfg(test)]
 mod tests {

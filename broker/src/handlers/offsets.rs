@@ -73,9 +73,9 @@ pub async fn commit(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16
                 return 0;
             }
             let batch = encode_offset_commit(&group_id, &to_write, crate::now_ms());
-            if let Err(e) = offsets.append(batch).await {
-                tracing::error!(group = %group_id, error = %e, "writing committed offsets failed");
-                return code::of(E::KafkaStorageError);
+            if let Err(e) = offsets.append_group_record(batch).await {
+                tracing::warn!(group = %group_id, error = ?e, "writing committed offsets failed");
+                return super::commit_error(&e);
             }
             let mut g = group.borrow_mut();
             for (topic, partition, c) in to_write {
@@ -258,7 +258,11 @@ pub async fn delete(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDel
                 .filter(|k| group.borrow().offsets.contains_key(k))
                 .collect();
             if !doomed.is_empty() {
-                if offsets.append(encode_offset_tombstone(&group_id, &doomed, crate::now_ms())).await.is_err() {
+                if offsets
+                    .append_group_record(encode_offset_tombstone(&group_id, &doomed, crate::now_ms()))
+                    .await
+                    .is_err()
+                {
                     return Err(code::of(E::KafkaStorageError));
                 }
                 let mut g = group.borrow_mut();

@@ -1,11 +1,14 @@
 //! Produce: validate each partition's batch as Kafka does on the shard that
-//! received the request, then append it on the partition's owner shard,
-//! where offsets are assigned by patching `baseOffset`; wake waiting
-//! fetches. All partitions of a request are appended concurrently. A
-//! one-node broker is the whole ISR, so acks=1 and acks=-1 both answer once
-//! the batch is in the log.
+//! received the request, then append it on the partition's owner shard —
+//! which must lead the partition — where offsets are assigned by patching
+//! `baseOffset` and the leader epoch is stamped; wake waiting fetches and
+//! followers. acks=1 answers once the batch is in the leader's log; acks=-1
+//! refuses up front when the ISR is below `min.insync.replicas` and answers
+//! once the high watermark passes the batch (every ISR member has it).
+//! All partitions of a request are appended concurrently.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -13,16 +16,17 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_protocol::batch::{set_log_append_time, validate_produced};
-use sluice_storage::{AppendInfo, LogOffsets, StorageError};
+use sluice_storage::{AppendInfo, LogOffsets};
 
 use super::code;
 use crate::broker::{Broker, Topic};
+use crate::replication::CommitError;
 use crate::shard::{Pending, ShardError};
 
 /// A partition's answer: decided already, or waiting on its owner shard.
 enum Slot {
     Done(PartitionProduceResponse),
-    Appending { index: i32, append_time: i64, pending: Pending<Result<(AppendInfo, LogOffsets), StorageError>> },
+    Appending { index: i32, append_time: i64, pending: Pending<Result<(AppendInfo, LogOffsets), CommitError>> },
 }
 
 pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
@@ -41,7 +45,10 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
                 _ if !acks_valid => failed(ResponseError::InvalidRequiredAcks),
                 None => failed(missing),
                 Some(t) if t.is_internal() => failed(ResponseError::InvalidTopicException),
-                Some(t) => start_append(broker, t, pd.index, pd.records.unwrap_or_default(), version).await,
+                Some(t) => {
+                    let records = pd.records.unwrap_or_default();
+                    start_append(broker, t, pd.index, records, version, req.acks, req.timeout_ms).await
+                }
             });
         }
         topics.push((data.name, data.topic_id, slots));
@@ -77,8 +84,16 @@ fn failure(index: i32, error_code: i16, message: Option<String>) -> PartitionPro
         .with_error_message(message.map(StrBytes::from_string))
 }
 
-async fn start_append(broker: &Broker, topic: &Topic, index: i32, records: Bytes, version: i16) -> Slot {
-    let (Some(tp), Some(appended)) = (topic.tp(index), topic.appended(index).cloned()) else {
+async fn start_append(
+    broker: &Broker,
+    topic: &Topic,
+    index: i32,
+    records: Bytes,
+    version: i16,
+    acks: i16,
+    timeout_ms: i32,
+) -> Slot {
+    let Some(tp) = topic.tp(index) else {
         return Slot::Done(failure(index, code::of(ResponseError::UnknownTopicOrPartition), None));
     };
     let header = match validate_produced(&records, version) {
@@ -102,15 +117,21 @@ async fn start_append(broker: &Broker, topic: &Topic, index: i32, records: Bytes
         Ok(permit) => permit,
         Err(e) => return Slot::Done(shard_failure(index, e)),
     };
+    let min_isr = topic.settings.min_insync_replicas;
+    let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
     let started = broker
         .shards
-        .spawn_on_partition(tp, move |partition| async move {
-            let result = partition.append(bytes).await;
-            drop(budget);
-            if result.is_ok() {
-                appended.notify_waiters();
+        .spawn_on_partition(tp, move |replica| async move {
+            if acks == -1 && replica.is_leader() && replica.isr_len() < min_isr {
+                return Err(CommitError::Kafka(ResponseError::NotEnoughReplicas));
             }
-            result
+            let result = replica.append_as_leader(bytes).await;
+            drop(budget);
+            let (info, _) = result?;
+            if acks == -1 {
+                replica.wait_committed(info.last_offset + 1, min_isr, timeout).await.map_err(CommitError::Kafka)?;
+            }
+            Ok((info, replica.log.offsets()))
         })
         .await;
     match started {
@@ -122,7 +143,7 @@ async fn start_append(broker: &Broker, topic: &Topic, index: i32, records: Bytes
 fn finish_append(
     index: i32,
     append_time: i64,
-    result: Result<Result<(AppendInfo, LogOffsets), StorageError>, ShardError>,
+    result: Result<Result<(AppendInfo, LogOffsets), CommitError>, ShardError>,
 ) -> PartitionProduceResponse {
     match result {
         Ok(Ok((info, offsets))) => PartitionProduceResponse::default()
@@ -130,10 +151,11 @@ fn finish_append(
             .with_base_offset(info.base_offset)
             .with_log_append_time_ms(append_time)
             .with_log_start_offset(offsets.log_start_offset),
-        Ok(Err(e)) => {
+        Ok(Err(CommitError::Storage(e))) => {
             tracing::error!(partition = index, error = %e, "append failed");
             failure(index, code::of(ResponseError::KafkaStorageError), Some(e.to_string()))
         }
+        Ok(Err(CommitError::Kafka(e))) => failure(index, code::of(e), None),
         Err(e) => shard_failure(index, e),
     }
 }

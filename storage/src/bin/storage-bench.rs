@@ -130,7 +130,7 @@ async fn recovery(args: &Args, gib: usize) -> Result<(), String> {
         }
     }
     log.flush().await.map_err(|e| e.to_string())?;
-    let end = log.offsets().high_watermark;
+    let end = log.offsets().log_end_offset;
     drop(log);
     let segments = std::fs::read_dir(&dir)
         .map_err(|e| e.to_string())?
@@ -149,8 +149,8 @@ async fn recovery(args: &Args, gib: usize) -> Result<(), String> {
         let started = Instant::now();
         let log = Partition::open(&dir, config.clone(), ring.clone()).await.map_err(|e| e.to_string())?;
         let took = started.elapsed();
-        if log.offsets().high_watermark != end {
-            return Err(format!("recovered to {} instead of {end}", log.offsets().high_watermark));
+        if log.offsets().log_end_offset != end {
+            return Err(format!("recovered to {} instead of {end}", log.offsets().log_end_offset));
         }
         println!(
             "{{\"recovery\":\"{label}\",\"gib\":{gib},\"segments\":{segments},\"cold_cache\":{cold},\"ms\":{:.1}}}",

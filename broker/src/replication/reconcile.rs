@@ -1,0 +1,156 @@
+//! Applying the controller's decisions to this broker: for every metadata
+//! version, each shard opens the replicas newly assigned to it, closes and
+//! deletes the ones no longer assigned, and gives each its role (leader or
+//! follower of whom, in which epoch). A new `__consumer_offsets` leader
+//! loads its groups; a former one drops them. Followers get a fetcher per
+//! leader broker.
+
+use std::collections::{BTreeSet, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sluice_raft::{MetadataView, PartitionState};
+use sluice_storage::{LogConfig, Partition};
+use tokio::sync::Notify;
+
+use super::replica::{Replica, Role, Transition};
+use crate::broker::{partition_dir, Broker};
+use crate::group::OFFSETS_TOPIC;
+use crate::shard::{ShardContext, TopicPartition};
+
+/// One replica this broker hosts, as the metadata describes it.
+struct ReplicaSpec {
+    tp: TopicPartition,
+    topic: String,
+    index: i32,
+    state: PartitionState,
+    log_config: LogConfig,
+    progress: Arc<Notify>,
+}
+
+/// Reconciles every applied metadata version until the broker stops.
+pub async fn follow_metadata(broker: Arc<Broker>) {
+    let mut versions = broker.quorum.subscribe();
+    loop {
+        tokio::select! {
+            changed = versions.changed() => if changed.is_err() { return },
+            _ = broker.shutdown.wait() => return,
+        }
+        let view = versions.borrow_and_update().clone();
+        reconcile(&broker, &view).await;
+    }
+}
+
+/// Makes this broker's replicas match `view`.
+pub async fn reconcile(broker: &Arc<Broker>, view: &MetadataView) {
+    broker.refresh_topics(&view.metadata);
+    let me = broker.node_id();
+    let mut per_shard: Vec<Vec<ReplicaSpec>> = (0..broker.shards.len()).map(|_| Vec::new()).collect();
+    for topic in broker.topics() {
+        for (index, state) in topic.meta.partitions.iter().enumerate() {
+            if !state.replicas.contains(&me) {
+                continue;
+            }
+            let tp = (topic.meta.id, index as i32);
+            let Some(progress) = topic.appended(index as i32).cloned() else { continue };
+            per_shard[broker.shards.owner(&tp)].push(ReplicaSpec {
+                tp,
+                topic: topic.meta.name.clone(),
+                index: index as i32,
+                state: state.clone(),
+                log_config: topic.settings.log_config(broker.config.fsync),
+                progress,
+            });
+        }
+    }
+    let mut applying = Vec::new();
+    for (shard, specs) in per_shard.into_iter().enumerate() {
+        let b = broker.clone();
+        match broker.shards.spawn_on(shard, move |ctx| async move { apply_on_shard(&b, &ctx, specs).await }).await {
+            Ok(done) => applying.push(done),
+            Err(e) => tracing::warn!(shard, error = %e, "cannot apply metadata on a stopping shard"),
+        }
+    }
+    for done in applying {
+        let _ = done.await;
+    }
+    broker.mark_reconciled(view.applied_index);
+}
+
+async fn apply_on_shard(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, specs: Vec<ReplicaSpec>) {
+    let me = broker.node_id();
+    let wanted: HashSet<TopicPartition> = specs.iter().map(|s| s.tp).collect();
+    for (tp, replica) in ctx.all() {
+        if wanted.contains(&tp) {
+            continue;
+        }
+        ctx.remove(&tp);
+        replica.close();
+        if replica.topic == OFFSETS_TOPIC {
+            ctx.coordinator.unload_partition(replica.index);
+        }
+        if let Err(e) = replica.log.delete().await {
+            tracing::warn!(topic = %replica.topic, partition = replica.index, error = %e, "could not remove partition files");
+        }
+        tracing::info!(topic = %replica.topic, partition = replica.index, "removed replica");
+    }
+    let mut leaders = BTreeSet::new();
+    for spec in specs {
+        let replica = match ctx.replica(&spec.tp) {
+            Some(r) => r,
+            None => {
+                let dir = partition_dir(&broker.config.data_dir, &spec.topic, spec.index);
+                match Partition::open(&dir, spec.log_config, ctx.ring.clone()).await {
+                    Ok(log) => {
+                        let r = Rc::new(Replica::new(spec.topic.clone(), spec.index, Rc::new(log), spec.progress));
+                        ctx.insert(spec.tp, r.clone());
+                        r
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %spec.topic, partition = spec.index, error = %e, "cannot open partition");
+                        continue;
+                    }
+                }
+            }
+        };
+        match replica.apply_state(me, &spec.state) {
+            Ok(Transition::BecameLeader) if spec.topic == OFFSETS_TOPIC => load_groups(ctx, &replica).await,
+            Ok(Transition::LostLeadership) if spec.topic == OFFSETS_TOPIC => {
+                ctx.coordinator.unload_partition(spec.index)
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(topic = %spec.topic, partition = spec.index, error = %e, "cannot take up role"),
+        }
+        if let Role::Follower { leader, .. } = replica.role() {
+            leaders.insert(leader);
+        }
+    }
+    for leader in leaders {
+        if ctx.fetchers.borrow_mut().insert(leader) {
+            tokio::task::spawn_local(super::fetcher::follow(broker.clone(), ctx.clone(), leader));
+        }
+    }
+}
+
+/// Replays a `__consumer_offsets` partition this shard now leads into its
+/// coordinator, so committed offsets survive restarts and failovers.
+async fn load_groups(ctx: &ShardContext, replica: &Replica) {
+    let log = &replica.log;
+    let mut offset = log.offsets().log_start_offset;
+    while offset < log.offsets().log_end_offset {
+        let read = match log.read(offset, 1 << 20, true, i64::MAX).await {
+            Ok((read, _)) => read,
+            Err(e) => {
+                tracing::error!(partition = replica.index, error = %e, "cannot load committed offsets");
+                return;
+            }
+        };
+        let (records, next) = crate::group::decode_batch(Bytes::from(read.bytes));
+        records.into_iter().for_each(|r| ctx.coordinator.replay(r));
+        match next {
+            Some(next) if next > offset => offset = next,
+            _ => break,
+        }
+    }
+}

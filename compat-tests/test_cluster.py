@@ -1,0 +1,255 @@
+"""A three-node cluster on loopback: every node a raft voter and a broker.
+Real clients (confluent-kafka/librdkafka) produce and consume while nodes
+are killed (SIGKILL), frozen (SIGSTOP) and brought back; nothing
+acknowledged may be lost and every replica's log must end up identical."""
+
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import BINARY
+from helpers import consume_range
+
+
+def wait_for(what, predicate, timeout=30, every=0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def admin_of(nodes):
+    return AdminClient({"bootstrap.servers": ",".join(n.listen for n in nodes)})
+
+
+def create_topic(cluster, name, partitions=1, rf=3, config=None):
+    admin = admin_of(cluster.running())
+    admin.create_topics([NewTopic(name, partitions, rf, config=config or {})])[name].result(30)
+
+
+def partition_state(cluster, topic, partition=0):
+    """(leader, isr) of a partition as a live node's metadata says."""
+    md = admin_of(cluster.running()).list_topics(topic, timeout=10)
+    p = md.topics[topic].partitions[partition]
+    return p.leader, sorted(p.isrs)
+
+
+def log_bytes(node, topic, partition=0):
+    """The partition's whole log on one node's disk, segments in order."""
+    directory = node.data_dir / f"{topic}-{partition}"
+    return b"".join(f.read_bytes() for f in sorted(directory.glob("*.log")))
+
+
+class Writer:
+    """Produces sequence numbers with acks=all in a background thread and
+    records which ones were acknowledged, at which offset."""
+
+    def __init__(self, bootstrap, topic, **config):
+        self.topic = topic
+        self.acked = {}
+        self.errors = []
+        self.stop = threading.Event()
+        self.config = {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "linger.ms": 2,
+            "enable.idempotence": False,
+            "message.timeout.ms": 60000,
+            **config,
+        }
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        producer = Producer(self.config)
+        seq = 0
+
+        def report(err, msg):
+            if err:
+                self.errors.append(err)
+            else:
+                self.acked[int(msg.value())] = (msg.partition(), msg.offset())
+
+        while not self.stop.is_set():
+            try:
+                producer.produce(self.topic, value=str(seq).encode(), on_delivery=report)
+                seq += 1
+            except BufferError:
+                pass
+            producer.poll(0.001)
+        producer.flush(90)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(120)
+
+
+def test_killing_a_partition_leader_loses_no_acknowledged_record(cluster):
+    create_topic(cluster, "failover", config={"min.insync.replicas": "2"})
+    with Writer(cluster.bootstrap, "failover") as writer:
+        wait_for("records before the kill", lambda: len(writer.acked) > 2000)
+        leader, isr = partition_state(cluster, "failover")
+        assert isr == [1, 2, 3]
+        victim = cluster.nodes[leader]
+        victim.kill9()
+        acked_at_kill = len(writer.acked)
+        # The producer carries on once a new leader is elected from the ISR.
+        wait_for("records after failover", lambda: len(writer.acked) > acked_at_kill + 2000, timeout=60)
+    assert not writer.errors, writer.errors[:5]
+    new_leader, isr = partition_state(cluster, "failover")
+    assert new_leader not in (leader, -1) and leader not in isr
+
+    victim.start()
+    wait_for("the restarted node back in the ISR", lambda: partition_state(cluster, "failover")[1] == [1, 2, 3])
+    logs = wait_for(
+        "identical replicas",
+        lambda: (lambda l: l if len(set(l.values())) == 1 else None)(
+            {i: log_bytes(n, "failover") for i, n in cluster.nodes.items()}
+        ),
+    )
+    assert len(next(iter(logs.values()))) > 0
+
+    # Every acknowledged record is at the offset it was acknowledged with.
+    last = max(offset for _, offset in writer.acked.values())
+    records = consume_range(cluster.bootstrap, "failover", 0, 0, last + 1)
+    by_offset = {m.offset(): int(m.value()) for m in records}
+    missing = [seq for seq, (_, offset) in writer.acked.items() if by_offset.get(offset) != seq]
+    assert not missing, f"{len(missing)} acknowledged records lost, e.g. {missing[:5]}"
+
+
+def test_losing_the_controller_elects_another(cluster):
+    controller = admin_of(cluster.running()).list_topics(timeout=10).controller_id
+    assert controller in cluster.nodes
+    cluster.nodes[controller].kill9()
+    started = time.time()
+    survivors = cluster.running()
+    new = wait_for(
+        "a new controller",
+        lambda: (lambda c: c if c not in (controller, -1) else None)(admin_of(survivors).list_topics(timeout=5).controller_id),
+        timeout=15,
+    )
+    assert new in cluster.nodes and time.time() - started < 10
+    create_topic(cluster, "after-controller-loss", partitions=2, rf=2)
+    md = admin_of(survivors).list_topics("after-controller-loss", timeout=10)
+    assert all(p.leader in cluster.nodes and len(p.isrs) == 2 for p in md.topics["after-controller-loss"].partitions.values())
+
+
+def produce_one(bootstrap, topic, value, **config):
+    """Produces one record with acks=all and no retries; returns the
+    delivery error or None."""
+    result = []
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "retries": 0, "enable.idempotence": False, **config})
+    p.produce(topic, value=value, on_delivery=lambda err, msg: result.append(err))
+    p.flush(30)
+    return result[0] if result else "undelivered"
+
+
+def test_a_stopped_follower_leaves_the_isr_and_min_insync_is_enforced(cluster):
+    create_topic(cluster, "isr2", config={"min.insync.replicas": "2"})
+    create_topic(cluster, "isr3", config={"min.insync.replicas": "3"})
+    leaders = {partition_state(cluster, t)[0] for t in ("isr2", "isr3")}
+    for topic in ("isr2", "isr3"):
+        assert produce_one(cluster.bootstrap, topic, b"before") is None
+
+    # Freeze a node that leads neither topic, then the other follower of isr2.
+    first_id = min(i for i in cluster.nodes if i not in leaders)
+    second_id = min(i for i in cluster.nodes if i != first_id and i != partition_state(cluster, "isr2")[0])
+    first, second = cluster.nodes[first_id], cluster.nodes[second_id]
+    first.proc.send_signal(signal.SIGSTOP)
+    try:
+        remaining = sorted(i for i in cluster.nodes if i != first_id)
+        wait_for("a frozen follower out of the ISR", lambda: partition_state(cluster, "isr2")[1] == remaining, timeout=20)
+        assert produce_one(cluster.bootstrap, "isr2", b"two of three") is None
+        err = produce_one(cluster.bootstrap, "isr3", b"needs three")
+        assert err is not None and err.code() == KafkaError.NOT_ENOUGH_REPLICAS, err
+
+        # With two of three nodes frozen the metadata quorum is gone too:
+        # nothing more is acknowledged, and nothing acknowledged is lost.
+        second.proc.send_signal(signal.SIGSTOP)
+        err = produce_one(cluster.bootstrap, "isr2", b"one of three", **{"message.timeout.ms": 4000})
+        assert err is not None
+    finally:
+        for n in cluster.nodes.values():
+            n.proc.send_signal(signal.SIGCONT)
+    wait_for("the followers back in the ISR", lambda: partition_state(cluster, "isr2")[1] == [1, 2, 3], timeout=30)
+    values = [m.value() for m in consume_range(cluster.bootstrap, "isr2", 0, 0, 2)]
+    assert values == [b"before", b"two of three"]
+
+
+def test_a_consumer_group_keeps_consuming_across_a_leader_failover(cluster):
+    create_topic(cluster, "grouped", partitions=2)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": False})
+    for i in range(1000):
+        producer.produce("grouped", value=str(i).encode(), partition=i % 2)
+    assert producer.flush(30) == 0
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "group.id": "survivors",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+        }
+    )
+    consumer.subscribe(["grouped"])
+    seen = set()
+
+    def consume_until(count, timeout):
+        deadline = time.time() + timeout
+        while len(seen) < count and time.time() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            seen.add(int(msg.value()))
+            consumer.commit(msg, asynchronous=True)
+
+    consume_until(500, 60)
+    assert len(seen) >= 500
+    leader, _ = partition_state(cluster, "grouped", 0)
+    cluster.nodes[leader].kill9()
+    for i in range(1000, 2000):
+        producer.produce("grouped", value=str(i).encode(), partition=i % 2)
+    assert producer.flush(60) == 0
+    consume_until(2000, 90)
+    consumer.close()
+    assert seen == set(range(2000))
+    committed = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "survivors"})
+    offsets = committed.committed([TopicPartition("grouped", 0), TopicPartition("grouped", 1)], timeout=20)
+    committed.close()
+    assert sum(tp.offset for tp in offsets) == 2000
+
+
+@pytest.mark.parametrize("bad", ["node-id", "voters"])
+def test_a_node_that_disagrees_with_the_cluster_refuses_to_start(cluster, bad):
+    node = cluster.nodes[3]
+    assert node.stop() == 0
+    args = list(node.extra_args)
+    if bad == "node-id":
+        args[args.index("--node-id") + 1] = "2"  # node 3's data directory
+        expected = "belongs to node 3, not node 2"
+    else:
+        at = args.index("--voters") + 1
+        first, rest = args[at].split(",", 1)
+        args[at] = first.rsplit(":", 1)[0] + ":1," + rest  # node 1 moved
+        expected = "voters"
+    out = subprocess.run(
+        [str(BINARY), "serve", "--listen", node.listen, "--data-dir", str(node.data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("sluice: ") and expected in last, last

@@ -1,0 +1,325 @@
+//! The metadata changes the quorum agrees on, and how each one changes
+//! [`ClusterMetadata`]. `apply` is deterministic: every node applies the
+//! same commands in the same order and reaches the same state, so leader
+//! elections and replica assignments are decided here, not by the proposer.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::model::{BrokerInfo, ClusterMetadata, PartitionState, TopicMetadata, NO_LEADER};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Names the cluster; only the first one counts.
+    InitCluster {
+        cluster_id: String,
+    },
+    RegisterBroker {
+        id: i32,
+        host: String,
+        port: u16,
+        rack: Option<String>,
+        incarnation: Uuid,
+    },
+    /// The controller stopped hearing from a broker.
+    FenceBroker {
+        id: i32,
+    },
+    /// A fenced broker is heard from again.
+    UnfenceBroker {
+        id: i32,
+    },
+    /// Replicas are placed by [`crate::assign`] unless `assignments` (one
+    /// replica list per partition) says where.
+    CreateTopic {
+        name: String,
+        id: Uuid,
+        partitions: i32,
+        replication_factor: i16,
+        assignments: Vec<Vec<i32>>,
+        configs: BTreeMap<String, String>,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    /// A partition leader shrinks or expands its ISR.
+    AlterIsr {
+        topic: Uuid,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    Done,
+    Topic(TopicMetadata),
+    Partition(PartitionState),
+}
+
+/// Why a command was refused; each maps to one Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ApplyError {
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("broker {0} is not registered")]
+    UnknownBroker(i32),
+    /// The proposer's view of the partition is stale.
+    #[error("leader epoch or partition epoch is stale")]
+    FencedLeaderEpoch,
+    #[error("{0}")]
+    InvalidIsr(String),
+}
+
+pub type Outcome = Result<Reply, ApplyError>;
+
+impl ClusterMetadata {
+    pub fn apply(&mut self, command: Command) -> Outcome {
+        match command {
+            Command::InitCluster { cluster_id } => {
+                if self.cluster_id.is_empty() {
+                    self.cluster_id = cluster_id;
+                }
+                Ok(Reply::Done)
+            }
+            Command::RegisterBroker { id, host, port, rack, incarnation } => {
+                let lost_logs = self.brokers.get(&id).is_some_and(|b| b.incarnation != incarnation);
+                self.brokers.insert(id, BrokerInfo { id, host, port, rack, incarnation, fenced: false });
+                if lost_logs {
+                    // Its replicas are empty now: it must not be trusted as in sync.
+                    self.remove_from_isrs(id);
+                }
+                self.elect_where(|p| p.leader == NO_LEADER);
+                Ok(Reply::Done)
+            }
+            Command::FenceBroker { id } => {
+                let broker = self.brokers.get_mut(&id).ok_or(ApplyError::UnknownBroker(id))?;
+                broker.fenced = true;
+                self.remove_from_isrs(id);
+                self.elect_where(|p| p.leader == id);
+                Ok(Reply::Done)
+            }
+            Command::UnfenceBroker { id } => {
+                let broker = self.brokers.get_mut(&id).ok_or(ApplyError::UnknownBroker(id))?;
+                broker.fenced = false;
+                self.elect_where(|p| p.leader == NO_LEADER);
+                Ok(Reply::Done)
+            }
+            Command::CreateTopic { name, id, partitions, replication_factor, assignments, configs } => {
+                if self.topics.contains_key(&name) {
+                    return Err(ApplyError::TopicExists(name));
+                }
+                let assignments = if assignments.is_empty() {
+                    crate::assign::assign_replicas(self, &name, partitions, replication_factor)?
+                } else {
+                    crate::assign::check_assignments(self, assignments)?
+                };
+                let partitions = assignments
+                    .into_iter()
+                    .map(|replicas| PartitionState {
+                        leader: replicas[0],
+                        isr: replicas.clone(),
+                        replicas,
+                        leader_epoch: 0,
+                        partition_epoch: 0,
+                    })
+                    .collect();
+                let topic = TopicMetadata { name: name.clone(), id, partitions, configs };
+                self.topics.insert(name, topic.clone());
+                Ok(Reply::Topic(topic))
+            }
+            Command::DeleteTopic { name } => {
+                self.topics.remove(&name).map(Reply::Topic).ok_or(ApplyError::UnknownTopic(name))
+            }
+            Command::AlterIsr { topic, partition, leader, leader_epoch, partition_epoch, isr } => {
+                let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
+                let t = self.topics.values_mut().find(|t| t.id == topic);
+                let t = t.ok_or_else(|| ApplyError::UnknownTopic(topic.to_string()))?;
+                let p = usize::try_from(partition).ok().and_then(|i| t.partitions.get_mut(i));
+                let p = p.ok_or_else(|| ApplyError::UnknownTopic(format!("{topic}-{partition}")))?;
+                if p.leader != leader || p.leader_epoch != leader_epoch || p.partition_epoch != partition_epoch {
+                    return Err(ApplyError::FencedLeaderEpoch);
+                }
+                if !isr.contains(&leader) || isr.iter().any(|r| !p.replicas.contains(r)) {
+                    return Err(ApplyError::InvalidIsr(format!("ISR {isr:?} must hold the leader and only replicas")));
+                }
+                if isr.iter().any(|r| !p.isr.contains(r) && !live.contains(r)) {
+                    return Err(ApplyError::InvalidIsr("a fenced broker cannot join the ISR".into()));
+                }
+                p.isr = isr;
+                p.partition_epoch += 1;
+                Ok(Reply::Partition(p.clone()))
+            }
+        }
+    }
+
+    /// Takes `broker` out of every ISR it is in, unless it is the last
+    /// member (Kafka keeps the last one, so the partition knows whose data
+    /// is the latest should that broker come back).
+    fn remove_from_isrs(&mut self, broker: i32) {
+        for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
+            if p.isr.len() > 1 && p.isr.contains(&broker) {
+                p.isr.retain(|&r| r != broker);
+                p.partition_epoch += 1;
+            }
+        }
+    }
+
+    /// Re-elects the leader of every partition matching `needs`: the first
+    /// live replica in the ISR, or with `unclean.leader.election.enable`
+    /// the first live replica at all; otherwise the partition is offline.
+    fn elect_where(&mut self, needs: impl Fn(&PartitionState) -> bool) {
+        let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
+        for t in self.topics.values_mut() {
+            let unclean = t.unclean_election();
+            for p in t.partitions.iter_mut().filter(|p| needs(p)) {
+                let clean = p.replicas.iter().copied().find(|r| p.isr.contains(r) && live.contains(r));
+                let leader = match clean {
+                    Some(r) => r,
+                    None if unclean => match p.replicas.iter().copied().find(|r| live.contains(r)) {
+                        Some(r) => {
+                            p.isr = vec![r];
+                            r
+                        }
+                        None => NO_LEADER,
+                    },
+                    None => NO_LEADER,
+                };
+                if leader != p.leader {
+                    p.leader = leader;
+                    p.leader_epoch += 1;
+                    p.partition_epoch += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(brokers: i32) -> ClusterMetadata {
+        let mut m = ClusterMetadata::default();
+        for id in 1..=brokers {
+            let register = Command::RegisterBroker {
+                id,
+                host: "h".into(),
+                port: 9092,
+                rack: None,
+                incarnation: Uuid::from_u128(id as u128),
+            };
+            m.apply(register).unwrap();
+        }
+        m
+    }
+
+    fn create(m: &mut ClusterMetadata, name: &str, partitions: i32, rf: i16) -> Outcome {
+        m.apply(Command::CreateTopic {
+            name: name.into(),
+            id: Uuid::new_v4(),
+            partitions,
+            replication_factor: rf,
+            assignments: Vec::new(),
+            configs: BTreeMap::new(),
+        })
+    }
+
+    #[test]
+    fn fencing_the_leader_elects_from_the_isr_and_bumps_the_epoch() {
+        let mut m = cluster(3);
+        create(&mut m, "t", 3, 3).unwrap();
+        let leaders: Vec<i32> = m.topics["t"].partitions.iter().map(|p| p.leader).collect();
+        assert_eq!(leaders.iter().collect::<std::collections::HashSet<_>>().len(), 3, "leaders spread: {leaders:?}");
+        let p0 = m.topics["t"].partitions[0].clone();
+        m.apply(Command::FenceBroker { id: p0.leader }).unwrap();
+        let after = &m.topics["t"].partitions[0];
+        assert_ne!(after.leader, p0.leader);
+        assert_eq!(after.leader_epoch, p0.leader_epoch + 1);
+        assert!(!after.isr.contains(&p0.leader));
+        assert!(after.isr.contains(&after.leader));
+    }
+
+    #[test]
+    fn last_isr_member_gone_leaves_the_partition_offline_until_it_returns() {
+        let mut m = cluster(2);
+        create(&mut m, "t", 1, 2).unwrap();
+        let first = m.topics["t"].partitions[0].leader;
+        let second = 3 - first;
+        m.apply(Command::FenceBroker { id: second }).unwrap();
+        m.apply(Command::FenceBroker { id: first }).unwrap();
+        let p = &m.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![first]));
+        // The out-of-sync replica coming back does not lead (clean election only).
+        m.apply(Command::UnfenceBroker { id: second }).unwrap();
+        assert_eq!(m.topics["t"].partitions[0].leader, NO_LEADER);
+        m.apply(Command::UnfenceBroker { id: first }).unwrap();
+        assert_eq!(m.topics["t"].partitions[0].leader, first);
+    }
+
+    #[test]
+    fn isr_changes_need_the_current_epochs_and_live_joiners() {
+        let mut m = cluster(3);
+        create(&mut m, "t", 1, 3).unwrap();
+        let p = m.topics["t"].partitions[0].clone();
+        let id = m.topics["t"].id;
+        let shrink = Command::AlterIsr {
+            topic: id,
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: vec![p.leader],
+        };
+        assert!(matches!(m.apply(shrink.clone()), Ok(Reply::Partition(s)) if s.isr == vec![p.leader]));
+        assert_eq!(m.apply(shrink), Err(ApplyError::FencedLeaderEpoch), "stale partition epoch");
+        let other = p.replicas.iter().copied().find(|&r| r != p.leader).unwrap();
+        m.apply(Command::FenceBroker { id: other }).unwrap();
+        let expand = Command::AlterIsr {
+            topic: id,
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch + 1,
+            isr: vec![p.leader, other],
+        };
+        assert!(matches!(m.apply(expand), Err(ApplyError::InvalidIsr(_))));
+    }
+
+    #[test]
+    fn a_broker_back_with_an_empty_disk_leaves_every_isr() {
+        let mut m = cluster(3);
+        create(&mut m, "t", 1, 3).unwrap();
+        let follower = m.topics["t"].partitions[0].replicas[1];
+        let register = Command::RegisterBroker {
+            id: follower,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+            incarnation: Uuid::new_v4(),
+        };
+        m.apply(register).unwrap();
+        assert!(!m.topics["t"].partitions[0].isr.contains(&follower));
+    }
+
+    #[test]
+    fn replication_factor_above_live_brokers_is_refused() {
+        let mut m = cluster(2);
+        assert!(matches!(create(&mut m, "t", 1, 3), Err(ApplyError::InvalidReplicationFactor(_))));
+        assert!(create(&mut m, "t", 1, 2).is_ok());
+        assert!(matches!(create(&mut m, "t", 1, 2), Err(ApplyError::TopicExists(_))));
+    }
+}
