@@ -17,24 +17,24 @@ build: deps-build
 	$(CARGO) build --bin sluice
 
 ## Start a three-node cluster on loopback in the background: Kafka ports
-## 9092-9094, raft ports 19092-19094, data and logs under ./data/node-N.
+## 9092-9094, raft ports 19092-19094, data and logs under ./data/cluster/node-N.
 ## `make cluster-stop` stops it (SIGTERM: leadership is handed over first).
 CLUSTER_VOTERS := 1@127.0.0.1:19092,2@127.0.0.1:19093,3@127.0.0.1:19094
 cluster: build
-	@mkdir -p data
+	@mkdir -p data/cluster
 	@for n in 1 2 3; do \
-	  $(SLUICE_BIN) serve --node-id $$n --listen 127.0.0.1:909$$((n + 1)) --data-dir data/node-$$n \
-	    --voters $(CLUSTER_VOTERS) --default-replication-factor 3 > data/node-$$n.log 2>&1 & \
-	  echo $$! > data/node-$$n.pid; \
+	  $(SLUICE_BIN) serve --node-id $$n --listen 127.0.0.1:909$$((n + 1)) --data-dir data/cluster/node-$$n \
+	    --voters $(CLUSTER_VOTERS) --default-replication-factor 3 > data/cluster/node-$$n.log 2>&1 & \
+	  echo $$! > data/cluster/node-$$n.pid; \
 	done
 	@for n in 1 2 3; do \
-	  for i in $$(seq 1 150); do grep -q "sluice broker started" data/node-$$n.log && break; sleep 0.2; done; \
-	  grep -q "sluice broker started" data/node-$$n.log || { echo "node $$n did not start; see data/node-$$n.log"; exit 1; }; \
+	  for i in $$(seq 1 150); do grep -q "sluice broker started" data/cluster/node-$$n.log && break; sleep 0.2; done; \
+	  grep -q "sluice broker started" data/cluster/node-$$n.log || { echo "node $$n did not start; see data/cluster/node-$$n.log"; exit 1; }; \
 	done
-	@echo "cluster up: bootstrap 127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094 (logs in data/node-N.log)"
+	@echo "cluster up: bootstrap 127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094 (logs in data/cluster/node-N.log)"
 
 cluster-stop:
-	@for n in 1 2 3; do [ -f data/node-$$n.pid ] && kill $$(cat data/node-$$n.pid) 2>/dev/null; rm -f data/node-$$n.pid; done; true
+	@for n in 1 2 3; do [ -f data/cluster/node-$$n.pid ] && kill $$(cat data/cluster/node-$$n.pid) 2>/dev/null; rm -f data/cluster/node-$$n.pid; done; true
 
 ## Install test dependencies, then run every test: Rust unit and integration
 ## tests, then the client compatibility suites against the real binary.

@@ -3,6 +3,7 @@ Real clients (confluent-kafka/librdkafka) produce and consume while nodes
 are killed (SIGKILL), frozen (SIGSTOP) and brought back; nothing
 acknowledged may be lost and every replica's log must end up identical."""
 
+import shutil
 import signal
 import subprocess
 import threading
@@ -253,3 +254,22 @@ def test_a_node_that_disagrees_with_the_cluster_refuses_to_start(cluster, bad):
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("sluice: ") and expected in last, last
+
+
+def test_a_node_back_with_an_empty_disk_catches_up_before_rejoining_the_isr(cluster):
+    create_topic(cluster, "wiped", config={"min.insync.replicas": "2"})
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": False})
+    for i in range(2000):
+        producer.produce("wiped", value=str(i).encode())
+    assert producer.flush(30) == 0
+    node = cluster.nodes[3]
+    node.kill9()
+    shutil.rmtree(node.data_dir)
+    node.start()  # rejoins the quorum from nothing and registers as a new incarnation
+    wait_for("the wiped node back in the ISR", lambda: partition_state(cluster, "wiped")[1] == [1, 2, 3], timeout=30)
+    wait_for(
+        "identical replicas",
+        lambda: len({log_bytes(n, "wiped") for n in cluster.nodes.values()}) == 1,
+    )
+    values = [int(m.value()) for m in consume_range(cluster.bootstrap, "wiped", 0, 0, 2000)]
+    assert values == list(range(2000))

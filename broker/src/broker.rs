@@ -354,6 +354,14 @@ fn load_incarnation(data_dir: &Path) -> Result<Uuid, BrokerError> {
     }
 }
 
+/// Whether `dir` looks like a partition (holds a `.log` segment), so that
+/// nothing else that happens to be named `name-N` is ever removed.
+fn holds_segments(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".log")))
+        .unwrap_or(false)
+}
+
 /// Removes partition directories this broker no longer hosts: left behind
 /// by a deletion or reassignment that crashed before the files went.
 fn remove_orphan_partition_dirs(data_dir: &Path, me: i32, metadata: &ClusterMetadata) {
@@ -362,7 +370,8 @@ fn remove_orphan_partition_dirs(data_dir: &Path, me: i32, metadata: &ClusterMeta
         let Ok(name) = entry.file_name().into_string() else { continue };
         let Some((topic, partition)) = name.rsplit_once('-') else { continue };
         let Ok(partition) = partition.parse::<i32>() else { continue };
-        if !entry.path().is_dir() || sluice_raft::validate_topic_name(topic).is_err() {
+        if !entry.path().is_dir() || sluice_raft::validate_topic_name(topic).is_err() || !holds_segments(&entry.path())
+        {
             continue;
         }
         let hosted =

@@ -226,6 +226,7 @@ async fn fetch_once(
                         replica.needs_truncation();
                     }
                     replica.follow_high_watermark(p.high_watermark);
+                    replica.follow_log_start(p.log_start_offset);
                 }
                 Some(ResponseError::OffsetOutOfRange) => {
                     let ours = replica.log.offsets();

@@ -229,6 +229,20 @@ impl Replica {
         }
     }
 
+    /// As follower: moves the log start up to the leader's (after its
+    /// DeleteRecords), as far as this replica's committed data reaches.
+    pub fn follow_log_start(&self, leader_log_start: i64) {
+        let offsets = self.log.offsets();
+        if leader_log_start > offsets.log_start_offset && leader_log_start <= offsets.high_watermark {
+            let log = self.log.clone();
+            tokio::task::spawn_local(async move {
+                if let Err(e) = log.delete_records(leader_log_start).await {
+                    tracing::warn!(error = %e, "cannot follow the leader's log start");
+                }
+            });
+        }
+    }
+
     /// As leader: records a follower's fetch from `fetch_offset` (its log
     /// end). Returns an expanded ISR to propose when it has caught up.
     pub fn record_follower_fetch(&self, follower: i32, fetch_offset: i64) -> Option<Vec<i32>> {
