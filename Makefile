@@ -24,7 +24,7 @@ cluster: build
 	@mkdir -p data/cluster
 	@for n in 1 2 3; do \
 	  $(SLUICE_BIN) serve --node-id $$n --listen 127.0.0.1:909$$((n + 1)) --data-dir data/cluster/node-$$n \
-	    --voters $(CLUSTER_VOTERS) --default-replication-factor 3 > data/cluster/node-$$n.log 2>&1 & \
+	    --voters $(CLUSTER_VOTERS) --default-replication-factor 3 --num-partitions 3 > data/cluster/node-$$n.log 2>&1 & \
 	  echo $$! > data/cluster/node-$$n.pid; \
 	done
 	@for n in 1 2 3; do \
