@@ -72,6 +72,9 @@ pub enum GroupRouteError {
     /// This broker does not lead the group's `__consumer_offsets` partition.
     #[error("this broker does not coordinate the group")]
     Moved,
+    /// It just became the leader and is still replaying the partition.
+    #[error("the group coordinator is loading")]
+    Loading,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -225,12 +228,17 @@ impl Broker {
         let started = self
             .shards
             .spawn_on(self.shards.owner(&tp), move |ctx| async move {
-                let replica = ctx.replica(&tp).filter(|r| r.is_leader())?;
-                Some(f(ctx.coordinator.clone(), replica).await)
+                let Some(replica) = ctx.replica(&tp).filter(|r| r.is_leader()) else {
+                    return Err(GroupRouteError::Moved);
+                };
+                if ctx.coordinator.is_loading(tp.1) {
+                    return Err(GroupRouteError::Loading);
+                }
+                Ok(f(ctx.coordinator.clone(), replica).await)
             })
             .await
             .map_err(|_| GroupRouteError::NotReady)?;
-        started.await.map_err(|_| GroupRouteError::NotReady)?.ok_or(GroupRouteError::Moved)
+        started.await.map_err(|_| GroupRouteError::NotReady)?
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {

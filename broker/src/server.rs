@@ -135,6 +135,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    // Heartbeats start before registering, so the controller never sees a
+    // registered broker that has not been heard from.
+    let heartbeats = control.spawn(quorum.clone().send_heartbeats(broker.node_id()));
     if startup_error.is_none() {
         let joined = control.block_on(async {
             tokio::select! {
@@ -147,12 +150,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     if let Some(e) = startup_error {
+        heartbeats.abort();
         let _ = stop_tx.send(true);
         threads.into_iter().for_each(|t| drop(t.join()));
         control.block_on(quorum.shutdown());
         return Err(anyhow::anyhow!(e)).with_context(|| format!("cannot start node {}", broker.node_id()));
     }
-    let heartbeats = control.spawn(quorum.clone().send_heartbeats(broker.node_id()));
     control.spawn(follow_metadata(broker.clone()));
     let _ = serve_tx.send(true);
     tracing::info!(

@@ -86,6 +86,9 @@ pub enum ApplyError {
 
 pub type Outcome = Result<Reply, ApplyError>;
 
+/// Most partitions one topic may have (every node allocates them on apply).
+pub const MAX_PARTITIONS: i32 = 100_000;
+
 impl ClusterMetadata {
     pub fn apply(&mut self, command: Command) -> Outcome {
         match command {
@@ -99,10 +102,24 @@ impl ClusterMetadata {
                 let lost_logs = self.brokers.get(&id).is_some_and(|b| b.incarnation != incarnation);
                 self.brokers.insert(id, BrokerInfo { id, host, port, rack, incarnation, fenced: false });
                 if lost_logs {
-                    // Its replicas are empty now: it must not be trusted as in sync.
-                    self.remove_from_isrs(id);
+                    // Its replicas are empty now: it must not be trusted as
+                    // in sync, not even as the last ISR member, nor lead.
+                    for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
+                        if p.isr.contains(&id) {
+                            p.isr.retain(|&r| r != id);
+                            p.partition_epoch += 1;
+                        }
+                    }
+                    self.elect_where(|p| p.leader == id || p.leader == NO_LEADER);
+                } else {
+                    // A restarted leader starts a new epoch, so its followers
+                    // check their logs against it again.
+                    for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()).filter(|p| p.leader == id) {
+                        p.leader_epoch += 1;
+                        p.partition_epoch += 1;
+                    }
+                    self.elect_where(|p| p.leader == NO_LEADER);
                 }
-                self.elect_where(|p| p.leader == NO_LEADER);
                 Ok(Reply::Done)
             }
             Command::FenceBroker { id } => {
@@ -119,8 +136,16 @@ impl ClusterMetadata {
                 Ok(Reply::Done)
             }
             Command::CreateTopic { name, id, partitions, replication_factor, assignments, configs } => {
-                if self.topics.contains_key(&name) {
-                    return Err(ApplyError::TopicExists(name));
+                match self.topics.get(&name) {
+                    // The same proposal applied twice (a retried forward).
+                    Some(t) if t.id == id => return Ok(Reply::Topic(t.clone())),
+                    Some(_) => return Err(ApplyError::TopicExists(name)),
+                    None => {}
+                }
+                if !(1..=MAX_PARTITIONS).contains(&partitions) || assignments.len() > MAX_PARTITIONS as usize {
+                    return Err(ApplyError::InvalidPartitions(format!(
+                        "number of partitions must be between 1 and {MAX_PARTITIONS}, was {partitions}"
+                    )));
                 }
                 let assignments = if assignments.is_empty() {
                     crate::assign::assign_replicas(self, &name, partitions, replication_factor)?
@@ -300,9 +325,20 @@ mod tests {
     }
 
     #[test]
-    fn a_broker_back_with_an_empty_disk_leaves_every_isr() {
+    fn a_broker_back_with_an_empty_disk_leaves_every_isr_and_leads_nothing() {
         let mut m = cluster(3);
         create(&mut m, "t", 1, 3).unwrap();
+        let leader = m.topics["t"].partitions[0].leader;
+        let wiped = Command::RegisterBroker {
+            id: leader,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+            incarnation: Uuid::new_v4(),
+        };
+        m.apply(wiped).unwrap();
+        let p = &m.topics["t"].partitions[0];
+        assert!(p.leader != leader && !p.isr.contains(&leader), "{p:?}");
         let follower = m.topics["t"].partitions[0].replicas[1];
         let register = Command::RegisterBroker {
             id: follower,

@@ -282,6 +282,7 @@ impl MetadataQuorum {
     /// the leader: fence silent brokers, unfence returning ones.
     async fn control(self: Arc<Self>) {
         let mut led_term = None;
+        let mut fenced_at: HashMap<i32, Instant> = HashMap::new();
         loop {
             tokio::time::sleep(CONTROLLER_TICK).await;
             if !self.is_controller() {
@@ -296,13 +297,24 @@ impl MetadataQuorum {
                 let now = Instant::now();
                 let mut beats = self.heartbeats.lock().unwrap_or_else(|p| p.into_inner());
                 beats.clear();
-                beats.extend(state.brokers.keys().map(|&id| (id, now)));
+                beats.extend(state.live_brokers().map(|b| (b.id, now)));
+                fenced_at.clear();
+            }
+            // A fenced broker is unfenced only by a heartbeat sent after the
+            // fence (not by one from before a controlled shutdown).
+            for b in state.brokers.values() {
+                if b.fenced {
+                    fenced_at.entry(b.id).or_insert_with(Instant::now);
+                } else {
+                    fenced_at.remove(&b.id);
+                }
             }
             let (to_fence, to_unfence): (Vec<i32>, Vec<i32>) = {
                 let beats = self.heartbeats.lock().unwrap_or_else(|p| p.into_inner());
                 let alive = |id: &i32| beats.get(id).is_some_and(|t| t.elapsed() < self.session_timeout);
+                let back = |id: &i32| beats.get(id).zip(fenced_at.get(id)).is_some_and(|(beat, fence)| beat > fence);
                 let fence = state.brokers.values().filter(|b| !b.fenced && !alive(&b.id)).map(|b| b.id).collect();
-                let unfence = state.brokers.values().filter(|b| b.fenced && alive(&b.id)).map(|b| b.id).collect();
+                let unfence = state.brokers.values().filter(|b| b.fenced && back(&b.id)).map(|b| b.id).collect();
                 (fence, unfence)
             };
             for id in to_fence {

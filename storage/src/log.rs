@@ -577,6 +577,23 @@ fn read_recovery_point(dir: &Path) -> Result<RecoveryPoint, StorageError> {
     }
 }
 
+const HIGH_WATERMARK: &str = "high-watermark";
+
+/// The replication high watermark last checkpointed (Kafka's
+/// replication-offset-checkpoint, kept per partition here).
+pub(crate) fn read_high_watermark(dir: &Path) -> Result<Option<i64>, StorageError> {
+    let path = dir.join(HIGH_WATERMARK);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text.trim().parse().ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::io("read high watermark", &path)(e)),
+    }
+}
+
+pub(crate) fn write_high_watermark(dir: &Path, offset: i64) -> Result<(), StorageError> {
+    write_atomically(dir, HIGH_WATERMARK, &offset.to_string())
+}
+
 pub(crate) fn write_recovery_point(dir: &Path, point: RecoveryPoint) -> Result<(), StorageError> {
     let text = format!("{} {}", point.offset, if point.clean { "clean" } else { "dirty" });
     write_atomically(dir, RECOVERY_FILE, &text)

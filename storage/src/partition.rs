@@ -19,7 +19,8 @@ use crate::batch::{StoredBatch, BATCH_HEADER_LEN};
 use crate::epochs::EpochCache;
 use crate::error::StorageError;
 use crate::log::{
-    write_recovery_point, AppendInfo, FsyncPolicy, LogConfig, PartitionLog, ReadPlan, ReadResult, RecoveryPoint,
+    read_high_watermark, write_high_watermark, write_recovery_point, AppendInfo, FsyncPolicy, LogConfig, PartitionLog,
+    ReadPlan, ReadResult, RecoveryPoint,
 };
 use crate::uring::Ring;
 
@@ -47,6 +48,8 @@ pub struct Partition {
     /// Offsets below this are committed (replicated to the ISR) and may be
     /// read by consumers; the replication layer moves it.
     high_watermark: Cell<i64>,
+    /// The high watermark last written to disk.
+    checkpointed_hw: Cell<i64>,
     epochs: RefCell<EpochCache>,
 }
 
@@ -66,6 +69,7 @@ impl Partition {
         let durable = log.durable_at_open();
         let end = log.visible_offset();
         let epochs = EpochCache::open(dir, end)?;
+        let high_watermark = read_high_watermark(dir)?.unwrap_or(0).clamp(log.log_start_offset(), end);
         Ok(Self {
             dir: dir.to_owned(),
             ring,
@@ -76,7 +80,8 @@ impl Partition {
             sync_rounds: Cell::new(0),
             checkpointed: Cell::new(RecoveryPoint::default()),
             progress: Notify::new(),
-            high_watermark: Cell::new(end),
+            high_watermark: Cell::new(high_watermark),
+            checkpointed_hw: Cell::new(high_watermark),
             epochs: RefCell::new(epochs),
         })
     }
@@ -91,7 +96,7 @@ impl Partition {
     }
 
     /// Moves the high watermark (clamped to the written log); returns
-    /// whether it changed. Starts at the log end when the log is opened.
+    /// whether it changed. Starts where the last checkpoint left it.
     pub fn set_high_watermark(&self, offset: i64) -> bool {
         let offset = offset.min(self.log.borrow().visible_offset());
         self.high_watermark.replace(offset) != offset
@@ -253,6 +258,7 @@ impl Partition {
         self.syncing.set(true);
         self.sync_rounds.set(self.sync_rounds.get() + 1);
         let (files, target) = self.log.borrow().sync_plan();
+        let epoch = self.log.borrow().epoch();
         let syncs: Vec<_> = files.iter().map(|f| self.ring.fdatasync(f)).collect();
         let mut outcome = Ok(());
         for sync in syncs {
@@ -261,8 +267,12 @@ impl Partition {
             }
         }
         if outcome.is_ok() {
-            self.log.borrow_mut().mark_synced(target);
-            self.durable.set(self.durable.get().max(target));
+            // A truncation meanwhile moved the log: what was planned no
+            // longer describes it, so nothing is marked durable this round.
+            if self.log.borrow().epoch() == epoch {
+                self.log.borrow_mut().mark_synced(target);
+                self.durable.set(self.durable.get().max(target));
+            }
         } else {
             self.sync_failed.set(true);
             tracing::error!(dir = %self.dir.display(), "fdatasync failed: the partition refuses writes until restart");
@@ -355,6 +365,11 @@ impl Partition {
     /// lets the next start trust the last segment too. Skips the write when
     /// nothing changed.
     pub fn checkpoint(&self, clean: bool) -> Result<(), StorageError> {
+        let hw = self.offsets().high_watermark;
+        if hw != self.checkpointed_hw.get() {
+            write_high_watermark(&self.dir, hw)?;
+            self.checkpointed_hw.set(hw);
+        }
         let point = RecoveryPoint { offset: self.durable.get(), clean };
         if point == self.checkpointed.get() {
             return Ok(());

@@ -243,6 +243,7 @@ fn delete_records_moves_the_log_start_durably() {
         drop(p);
         let p = open(dir.path(), &ring).await;
         assert_eq!(p.offsets().log_start_offset, 50, "survives restart");
+        p.set_high_watermark(i64::MAX);
         assert_eq!(p.delete_records(-1).await.unwrap(), 120, "-1 means the high watermark");
     });
 }

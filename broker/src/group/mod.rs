@@ -57,11 +57,14 @@ pub fn partition_for(group: &str) -> i32 {
 pub struct Coordinator {
     pub config: GroupConfig,
     groups: RefCell<HashMap<String, Rc<RefCell<Group>>>>,
+    /// `__consumer_offsets` partitions being replayed after this shard
+    /// became their leader: their groups are not served until done.
+    loading: RefCell<std::collections::HashSet<i32>>,
 }
 
 impl Coordinator {
     pub fn new(config: GroupConfig) -> Self {
-        Self { config, groups: RefCell::new(HashMap::new()) }
+        Self { config, groups: RefCell::new(HashMap::new()), loading: RefCell::new(Default::default()) }
     }
 
     pub fn get(&self, id: &str) -> Option<Rc<RefCell<Group>>> {
@@ -82,6 +85,18 @@ impl Coordinator {
     pub fn restore(&self, group: Rc<RefCell<Group>>) {
         let id = group.borrow().id.clone();
         self.groups.borrow_mut().entry(id).or_insert(group);
+    }
+
+    pub fn set_loading(&self, partition: i32, loading: bool) {
+        if loading {
+            self.loading.borrow_mut().insert(partition);
+        } else {
+            self.loading.borrow_mut().remove(&partition);
+        }
+    }
+
+    pub fn is_loading(&self, partition: i32) -> bool {
+        self.loading.borrow().contains(&partition)
     }
 
     /// Forgets the groups of `__consumer_offsets` partition `partition`:

@@ -121,12 +121,13 @@ async fn read_once(
             let limit = i64::from(fp.partition_max_bytes.max(0)).min(remaining).max(0) as usize;
             // Until some partition returns data, the first batch is returned
             // whole even past the limits (KIP-74); after that the budget is hard.
-            let (offset, min_one, client_epoch) = (fp.fetch_offset, first_data, fp.current_leader_epoch);
+            let (min_one, client_epoch) = (first_data, fp.current_leader_epoch);
+            let position = Position { offset: fp.fetch_offset, last_fetched_epoch: fp.last_fetched_epoch };
             let owner = broker.clone();
             let read = broker
                 .shards
                 .run_on_partition(tp, move |replica| async move {
-                    read_partition(&owner, &replica, follower, offset, limit, min_one, client_epoch).await
+                    read_partition(&owner, &replica, follower, position, limit, min_one, client_epoch).await
                 })
                 .await;
             let (offsets, read) = match read {
@@ -178,13 +179,20 @@ async fn read_once(
     (responses, total, any_error)
 }
 
+/// Where a fetcher reads from, and the epoch of the data it has there.
+#[derive(Clone, Copy)]
+struct Position {
+    offset: i64,
+    last_fetched_epoch: i32,
+}
+
 /// Reads one partition on its owner shard: consumers up to the high
 /// watermark, a follower up to the log end, recording its progress.
 async fn read_partition(
     broker: &Arc<Broker>,
     replica: &Replica,
     follower: Option<i32>,
-    offset: i64,
+    position: Position,
     limit: usize,
     min_one: bool,
     client_epoch: i32,
@@ -192,7 +200,13 @@ async fn read_partition(
     if let Err(e) = replica.check_leader(client_epoch) {
         return Read::Refused(e);
     }
+    let offset = position.offset;
     let upto = match follower {
+        Some(_) if diverged(replica, position) => {
+            // The follower's log does not match ours: it must truncate
+            // (via OffsetForLeaderEpoch) before its progress counts.
+            return Read::Refused(ResponseError::OffsetOutOfRange);
+        }
         Some(id) => {
             if let Some(isr) = replica.record_follower_fetch(id, offset) {
                 tracing::info!(topic = %replica.topic, partition = replica.index, ?isr, "follower caught up: expanding the ISR");
@@ -211,4 +225,17 @@ async fn read_partition(
         Some(replica.log.read(offset, limit, min_one, upto).await.map(|(r, _)| r.bytes))
     };
     Read::Done { offsets: replica.log.offsets(), read }
+}
+
+/// Whether a follower's position cannot be on our log: past its end, or
+/// its last batch's epoch ends earlier here (KIP-320's divergence check).
+fn diverged(replica: &Replica, position: Position) -> bool {
+    if position.offset > replica.log.offsets().log_end_offset {
+        return true;
+    }
+    if position.last_fetched_epoch < 0 {
+        return false;
+    }
+    let (epoch, end) = replica.log.end_offset_for_epoch(position.last_fetched_epoch);
+    epoch != position.last_fetched_epoch || end < position.offset
 }

@@ -84,8 +84,10 @@ async fn lookup(log: &Partition, target: i64) -> Result<Option<(i64, i64)>, Stor
         t => log.find_by_timestamp(t).await?.and_then(|batch| first_record(batch, |ts| ts >= t)),
     }
     // A batch straddling the log start (after DeleteRecords) must not
-    // answer an offset below it.
-    .map(|(ts, offset)| (ts, offset.max(offsets.log_start_offset))))
+    // answer an offset below it; records past the high watermark are not
+    // committed yet and are not answered at all.
+    .map(|(ts, offset)| (ts, offset.max(offsets.log_start_offset)))
+    .filter(|&(ts, offset)| ts == -1 || offset < offsets.high_watermark))
 }
 
 fn batch_max_timestamp(batch: &[u8]) -> Option<i64> {

@@ -213,6 +213,7 @@ pub(crate) fn route_error(e: &crate::broker::GroupRouteError) -> i16 {
     match e {
         GroupRouteError::NotReady => code::of(E::CoordinatorNotAvailable),
         GroupRouteError::Moved => code::of(E::NotCoordinator),
+        GroupRouteError::Loading => code::of(E::CoordinatorLoadInProgress),
     }
 }
 

@@ -63,9 +63,9 @@ pub async fn follow(broker: Arc<Broker>, ctx: Rc<ShardContext>, leader: i32) {
             }
         }
         let Some(c) = conn.as_mut() else { continue };
-        let mut outcome = truncate_diverged(&broker, c, &followed).await;
+        let mut outcome = truncate_diverged(&broker, leader, c, &followed).await;
         if outcome.is_ok() {
-            outcome = fetch_once(&broker, c, &followed).await;
+            outcome = fetch_once(&broker, leader, c, &followed).await;
         }
         if let Err(e) = outcome {
             tracing::info!(leader, error = %e, "replica fetch failed; reconnecting");
@@ -90,7 +90,7 @@ fn following(ctx: &ShardContext, leader: i32) -> HashMap<(String, i32), Rc<Repli
 /// Grouped by topic, as both request types want.
 fn by_topic<'a, T>(
     replicas: impl Iterator<Item = &'a Rc<Replica>>,
-    each: impl Fn(&Replica) -> Option<T>,
+    mut each: impl FnMut(&Replica) -> Option<T>,
 ) -> Vec<(String, Vec<T>)> {
     let mut topics: HashMap<String, Vec<T>> = HashMap::new();
     for r in replicas {
@@ -105,6 +105,7 @@ fn by_topic<'a, T>(
 /// our latest epoch ends on its side and cuts our log there.
 async fn truncate_diverged(
     broker: &Broker,
+    leader: i32,
     conn: &mut KafkaConnection,
     followed: &HashMap<(String, i32), Rc<Replica>>,
 ) -> Result<(), ClientError> {
@@ -126,6 +127,8 @@ async fn truncate_diverged(
     if pending.is_empty() {
         return Ok(());
     }
+    let asked: HashMap<(String, i32), i32> =
+        pending.iter().map(|r| ((r.topic.clone(), r.index), r.leader_epoch())).collect();
     let topics = by_topic(pending.iter().copied(), |r| {
         Some(
             OffsetForLeaderPartition::default()
@@ -145,28 +148,39 @@ async fn truncate_diverged(
     let response = conn.call("OffsetForLeaderEpoch", &request, OFFSET_FOR_EPOCH_VERSION, CALL_TIMEOUT).await?;
     for topic in response.topics {
         for p in topic.partitions {
-            let Some(replica) = followed.get(&(topic.topic.0.to_string(), p.partition)) else { continue };
+            let key = (topic.topic.0.to_string(), p.partition);
+            let (Some(replica), Some(&epoch)) = (followed.get(&key), asked.get(&key)) else { continue };
+            if !replica.follows(leader, epoch) {
+                continue; // its role changed while we asked
+            }
             if p.error_code != 0 {
                 tracing::debug!(topic = %replica.topic, partition = p.partition, code = p.error_code, "leader cannot answer epochs yet");
                 continue;
             }
+            // Kafka's rule: cut to where the leader's answer and our own
+            // epochs agree; when we lack the leader's epoch, cut to our end
+            // of the epoch before it and ask again with what remains.
             let offsets = replica.log.offsets();
-            let target = if p.end_offset < 0 {
+            let (target, settled) = if p.end_offset < 0 {
                 // The leader knows no such epoch: keep only what was committed.
-                offsets.high_watermark
+                (offsets.high_watermark, true)
             } else {
                 let (ours, our_end) = replica.log.end_offset_for_epoch(p.leader_epoch);
                 if ours == p.leader_epoch {
-                    p.end_offset.min(our_end)
+                    (p.end_offset.min(our_end), true)
+                } else if ours >= 0 {
+                    (p.end_offset.min(our_end), false)
                 } else {
-                    p.end_offset.min(offsets.log_end_offset)
+                    (p.end_offset.min(offsets.log_end_offset), true)
                 }
             };
-            if let Err(e) = replica.log.truncate_to(target, false) {
+            if let Err(e) = replica.log.truncate_to(target.max(0), false) {
                 tracing::warn!(topic = %replica.topic, partition = p.partition, error = %e, "truncation failed");
                 continue;
             }
-            replica.truncated();
+            if settled {
+                replica.truncated();
+            }
         }
     }
     Ok(())
@@ -175,11 +189,14 @@ async fn truncate_diverged(
 /// One Fetch round for every replica ready to fetch.
 async fn fetch_once(
     broker: &Broker,
+    leader: i32,
     conn: &mut KafkaConnection,
     followed: &HashMap<(String, i32), Rc<Replica>>,
 ) -> Result<(), ClientError> {
+    let mut sent: HashMap<(String, i32), i32> = HashMap::new();
     let topics = by_topic(followed.values(), |r| {
         let Role::Follower { leader_epoch, needs_truncation: false, .. } = r.role() else { return None };
+        sent.insert((r.topic.clone(), r.index), leader_epoch);
         let offsets = r.log.offsets();
         Some(
             FetchPartition::default()
@@ -211,10 +228,15 @@ async fn fetch_once(
                 .collect(),
         );
     let response = conn.call("Fetch", &request, FETCH_VERSION, CALL_TIMEOUT).await?;
-    let mut any_progress = false;
+    let (mut any_progress, mut any_error) = (false, response.error_code != 0);
     for topic in response.responses {
         for p in topic.partitions {
-            let Some(replica) = followed.get(&(topic.topic.0.to_string(), p.partition_index)) else { continue };
+            let key = (topic.topic.0.to_string(), p.partition_index);
+            let (Some(replica), Some(&epoch)) = (followed.get(&key), sent.get(&key)) else { continue };
+            if !replica.follows(leader, epoch) {
+                continue; // it became leader (or follows another) meanwhile
+            }
+            any_error |= p.error_code != 0;
             match ResponseError::try_from_code(p.error_code) {
                 None => {
                     let records = p.records.unwrap_or_default();
@@ -223,7 +245,7 @@ async fn fetch_once(
                     }
                     if let Err(e) = append_fetched(replica, &records).await {
                         tracing::warn!(topic = %replica.topic, partition = p.partition_index, error = %e, "cannot append fetched data");
-                        replica.needs_truncation();
+                        replica.mark_needs_truncation();
                     }
                     replica.follow_high_watermark(p.high_watermark);
                     replica.follow_log_start(p.log_start_offset);
@@ -236,7 +258,7 @@ async fn fetch_once(
                             tracing::warn!(topic = %replica.topic, error = %e, "cannot restart the log");
                         }
                     } else {
-                        replica.needs_truncation();
+                        replica.mark_needs_truncation();
                     }
                 }
                 Some(e) => {
@@ -245,7 +267,8 @@ async fn fetch_once(
             }
         }
     }
-    if response.error_code != 0 && !any_progress {
+    if any_error && !any_progress {
+        // The leader's metadata and ours disagree for now: do not spin.
         broker.shutdown.tick(RETRY).await;
     }
     Ok(())

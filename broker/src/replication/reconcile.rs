@@ -6,6 +6,7 @@
 //! leader broker.
 
 use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use sluice_raft::{MetadataView, PartitionState};
 use sluice_storage::{LogConfig, Partition};
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use super::replica::{Replica, Role, Transition};
 use crate::broker::{partition_dir, Broker};
@@ -101,6 +103,10 @@ async fn apply_on_shard(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, specs: Vec
             Some(r) => r,
             None => {
                 let dir = partition_dir(&broker.config.data_dir, &spec.topic, spec.index);
+                if let Err(e) = claim_partition_dir(&dir, spec.tp.0) {
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot claim partition directory");
+                    continue;
+                }
                 match Partition::open(&dir, spec.log_config, ctx.ring.clone()).await {
                     Ok(log) => {
                         let r = Rc::new(Replica::new(spec.topic.clone(), spec.index, Rc::new(log), spec.progress));
@@ -115,7 +121,11 @@ async fn apply_on_shard(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, specs: Vec
             }
         };
         match replica.apply_state(me, &spec.state) {
-            Ok(Transition::BecameLeader) if spec.topic == OFFSETS_TOPIC => load_groups(ctx, &replica).await,
+            Ok(Transition::BecameLeader) if spec.topic == OFFSETS_TOPIC => {
+                ctx.coordinator.set_loading(spec.index, true);
+                load_groups(ctx, &replica).await;
+                ctx.coordinator.set_loading(spec.index, false);
+            }
             Ok(Transition::LostLeadership) if spec.topic == OFFSETS_TOPIC => {
                 ctx.coordinator.unload_partition(spec.index)
             }
@@ -131,6 +141,31 @@ async fn apply_on_shard(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, specs: Vec
             tokio::task::spawn_local(super::fetcher::follow(broker.clone(), ctx.clone(), leader));
         }
     }
+}
+
+/// Partition directories are named by topic name, as Kafka names them, so
+/// each records its topic's id (`partition.metadata`, as in Kafka): a
+/// directory left by a deleted topic of the same name is wiped, never
+/// read as this topic's log.
+fn claim_partition_dir(dir: &Path, topic_id: Uuid) -> std::io::Result<()> {
+    let path = dir.join("partition.metadata");
+    let line = format!("topic_id: {topic_id}");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.lines().any(|l| l.trim() == line) => return Ok(()),
+        Ok(_) => {
+            tracing::warn!(dir = %dir.display(), "removing the log of a deleted topic with the same name");
+            std::fs::remove_dir_all(dir)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // Written whole or not at all: a torn file would read as another topic's.
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join("partition.metadata.tmp");
+    std::fs::write(&tmp, format!("version: 0\n{line}\n"))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Replays a `__consumer_offsets` partition this shard now leads into its

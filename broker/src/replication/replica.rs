@@ -40,6 +40,10 @@ pub struct Leadership {
     followers: HashMap<i32, Progress>,
     /// When an ISR change was last proposed (not re-proposed for a while).
     isr_change_sent: Option<Instant>,
+    /// A follower whose joining the ISR was proposed: it counts for the
+    /// high watermark at once (Kafka's "maximal ISR"), since the
+    /// controller may commit the change before this leader hears of it.
+    joining: Option<i32>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +139,7 @@ impl Replica {
                     if l.isr != state.isr {
                         l.isr = state.isr.clone();
                         l.isr_change_sent = None;
+                        l.joining = None;
                     }
                     Transition::Unchanged
                 }
@@ -165,6 +170,7 @@ impl Replica {
                         epoch_start: end,
                         followers,
                         isr_change_sent: None,
+                        joining: None,
                     });
                     Transition::BecameLeader
                 }
@@ -207,7 +213,7 @@ impl Replica {
             let role = self.role.borrow();
             let Role::Leader(l) = &*role else { return };
             let mut hw = self.log.offsets().log_end_offset;
-            for r in &l.isr {
+            for r in l.isr.iter().chain(l.joining.as_ref()) {
                 if let Some(p) = l.followers.get(r) {
                     hw = hw.min(p.log_end);
                 }
@@ -250,6 +256,10 @@ impl Replica {
             let mut role = self.role.borrow_mut();
             let Role::Leader(l) = &mut *role else { return None };
             let leader_end = self.log.offsets().log_end_offset;
+            if fetch_offset > leader_end {
+                // Past our log: it diverged and must truncate first.
+                return None;
+            }
             let now = Instant::now();
             let p = l.followers.get_mut(&follower)?;
             if fetch_offset >= leader_end {
@@ -264,6 +274,7 @@ impl Replica {
             let joins = !l.isr.contains(&follower) && fetch_offset >= hw && fetch_offset >= l.epoch_start;
             if joins && l.isr_change_sent.is_none_or(|t| t.elapsed() > ISR_CHANGE_RETRY) {
                 l.isr_change_sent = Some(now);
+                l.joining = Some(follower);
                 let mut isr = l.isr.clone();
                 isr.push(follower);
                 Some(isr)
@@ -364,6 +375,12 @@ impl Replica {
         Ok((info, self.log.offsets()))
     }
 
+    /// Whether this replica still follows `leader` in `epoch`, so a fetch
+    /// answer obtained for that role may be applied.
+    pub fn follows(&self, leader: i32, epoch: i32) -> bool {
+        matches!(*self.role.borrow(), Role::Follower { leader: l, leader_epoch: e, .. } if l == leader && e == epoch)
+    }
+
     /// As follower: the log now matches the leader's up to its end.
     pub fn truncated(&self) {
         if let Role::Follower { needs_truncation, .. } = &mut *self.role.borrow_mut() {
@@ -372,7 +389,7 @@ impl Replica {
     }
 
     /// As follower: the logs disagree again; ask the leader before fetching.
-    pub fn needs_truncation(&self) {
+    pub fn mark_needs_truncation(&self) {
         if let Role::Follower { needs_truncation, .. } = &mut *self.role.borrow_mut() {
             *needs_truncation = true;
         }
