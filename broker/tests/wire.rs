@@ -325,3 +325,45 @@ fn create_topics_refuses_absurd_partition_counts() {
         .to_string_lossy()
         .starts_with("huge")));
 }
+
+fn epoch_end(c: &mut common::Client, topic: &str, current: i32, requested: i32) -> (i16, i32, i64) {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+    let req = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+        OffsetForLeaderTopic::default().with_topic(topic_name(topic)).with_partitions(vec![
+            OffsetForLeaderPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(current)
+                .with_leader_epoch(requested),
+        ]),
+    ]);
+    let resp: OffsetForLeaderEpochResponse = c.call(ApiKey::OffsetForLeaderEpoch, 4, &req);
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.leader_epoch, p.end_offset)
+}
+
+#[test]
+fn offset_for_leader_epoch_answers_where_each_epoch_ends() {
+    let broker = Broker::start(&[]);
+    let mut c = broker.connect();
+    create_topic(&mut c, "epochs", &[]);
+    assert_eq!(produce_error(&mut c, "epochs", batch(&[b"1", b"2", b"3"])), 0);
+    assert_eq!(epoch_end(&mut c, "epochs", 0, 0), (0, 0, 3));
+    // A restarted leader leads in a new epoch.
+    let (_, dir) = broker.terminate();
+    let broker = Broker::start_in(dir, &[]);
+    let mut c = broker.connect();
+    let md: MetadataResponse = c.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name("epochs")))])),
+    );
+    assert_eq!(md.topics[0].partitions[0].leader_epoch, 1);
+    assert_eq!(produce_error(&mut c, "epochs", batch(&[b"4", b"5"])), 0);
+    assert_eq!(epoch_end(&mut c, "epochs", 1, 0), (0, 0, 3), "epoch 0 ends where epoch 1 began");
+    assert_eq!(epoch_end(&mut c, "epochs", -1, 1), (0, 1, 5), "the current epoch ends at the log end");
+    assert_eq!(epoch_end(&mut c, "epochs", 1, 7), (0, -1, -1), "an epoch from the future is unknown");
+    assert_eq!(epoch_end(&mut c, "epochs", 0, 0).0, ResponseError::FencedLeaderEpoch.code());
+    assert_eq!(epoch_end(&mut c, "epochs", 2, 0).0, ResponseError::UnknownLeaderEpoch.code());
+    assert_eq!(epoch_end(&mut c, "nope", -1, 0).0, ResponseError::UnknownTopicOrPartition.code());
+}
