@@ -10,8 +10,8 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from conftest import BINARY
 from helpers import consume_range
@@ -273,3 +273,24 @@ def test_a_node_back_with_an_empty_disk_catches_up_before_rejoining_the_isr(clus
     )
     values = [int(m.value()) for m in consume_range(cluster.bootstrap, "wiped", 0, 0, 2000)]
     assert values == list(range(2000))
+
+
+def test_admin_sees_the_cluster_and_grows_a_replicated_topic(cluster):
+    admin = admin_of(cluster.running())
+    described = admin.describe_cluster(include_authorized_operations=True).result(10)
+    assert sorted(n.id for n in described.nodes) == [1, 2, 3]
+    assert described.controller.id in (1, 2, 3) and described.cluster_id
+
+    create_topic(cluster, "growing", partitions=2, rf=3)
+    admin.create_partitions([NewPartitions("growing", 5)])["growing"].result(30)
+    md = admin.list_topics("growing", timeout=10).topics["growing"]
+    assert sorted(md.partitions) == [0, 1, 2, 3, 4]
+    assert all(len(p.isrs) == 3 for p in md.partitions.values())
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for p in range(5):
+        producer.produce("growing", value=f"p{p}".encode(), partition=p)
+    assert producer.flush(30) == 0
+    assert [m.value() for m in consume_range(cluster.bootstrap, "growing", 4, 0, 1)] == [b"p4"]
+    with pytest.raises(KafkaException) as shrink:
+        admin.create_partitions([NewPartitions("growing", 3)])["growing"].result(30)
+    assert shrink.value.args[0].code() == KafkaError.INVALID_PARTITIONS

@@ -309,6 +309,24 @@ impl Broker {
         self.topic(name).ok_or(BrokerError::Refused(ApplyError::UnknownTopic(name.to_string())))
     }
 
+    /// Grows a topic to `count` partitions; answers once this broker has
+    /// applied it and opened its new replicas.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Vec<Vec<i32>>,
+    ) -> Result<TopicMetadata, BrokerError> {
+        let command = Command::CreatePartitions { name: name.to_string(), count, assignments };
+        let (outcome, index) = self.quorum.propose(command).await?;
+        let Reply::Topic(meta) = outcome? else {
+            return Err(BrokerError::Refused(ApplyError::UnknownTopic(name.to_string())));
+        };
+        self.wait_reconciled(index).await;
+        tracing::info!(topic = name, partitions = count, "added partitions");
+        Ok(meta)
+    }
+
     /// Deletes a topic: from metadata first, then every broker drops its logs.
     pub async fn delete_topic(&self, name: &str) -> Result<TopicMetadata, BrokerError> {
         let (outcome, index) = self.quorum.propose(Command::DeleteTopic { name: name.to_string() }).await?;

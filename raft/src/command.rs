@@ -44,6 +44,13 @@ pub enum Command {
     DeleteTopic {
         name: String,
     },
+    /// Grows a topic to `count` partitions, placed like new topics' unless
+    /// `assignments` (one replica list per new partition) says where.
+    CreatePartitions {
+        name: String,
+        count: i32,
+        assignments: Vec<Vec<i32>>,
+    },
     /// A partition leader shrinks or expands its ISR.
     AlterIsr {
         topic: Uuid,
@@ -165,6 +172,43 @@ impl ClusterMetadata {
                 let topic = TopicMetadata { name: name.clone(), id, partitions, configs };
                 self.topics.insert(name, topic.clone());
                 Ok(Reply::Topic(topic))
+            }
+            Command::CreatePartitions { name, count, assignments } => {
+                let topic = self.topics.get(&name).ok_or_else(|| ApplyError::UnknownTopic(name.clone()))?;
+                let current = topic.partition_count();
+                if count <= current {
+                    return Err(ApplyError::InvalidPartitions(format!(
+                        "Topic currently has {current} partitions, which is higher than the requested {count}."
+                    )));
+                }
+                if count > MAX_PARTITIONS {
+                    return Err(ApplyError::InvalidPartitions(format!(
+                        "number of partitions must be at most {MAX_PARTITIONS}, was {count}"
+                    )));
+                }
+                let rf = topic.partitions.first().map_or(1, |p| p.replicas.len()) as i16;
+                let added = if assignments.is_empty() {
+                    let placed = crate::assign::assign_replicas(self, &name, count, rf)?;
+                    placed.into_iter().skip(current as usize).collect()
+                } else if assignments.len() != (count - current) as usize
+                    || assignments.iter().any(|a| a.len() != rf as usize)
+                {
+                    return Err(ApplyError::InvalidReplicaAssignment(format!(
+                        "{} new partitions need as many replica lists of {rf} brokers each",
+                        count - current
+                    )));
+                } else {
+                    crate::assign::check_assignments(self, assignments)?
+                };
+                let topic = self.topics.get_mut(&name).ok_or_else(|| ApplyError::UnknownTopic(name.clone()))?;
+                topic.partitions.extend(added.into_iter().map(|replicas| PartitionState {
+                    leader: replicas[0],
+                    isr: replicas.clone(),
+                    replicas,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                }));
+                Ok(Reply::Topic(topic.clone()))
             }
             Command::DeleteTopic { name } => {
                 self.topics.remove(&name).map(Reply::Topic).ok_or(ApplyError::UnknownTopic(name))
@@ -349,6 +393,19 @@ mod tests {
         };
         m.apply(register).unwrap();
         assert!(!m.topics["t"].partitions[0].isr.contains(&follower));
+    }
+
+    #[test]
+    fn partitions_only_grow() {
+        let mut m = cluster(3);
+        create(&mut m, "t", 2, 2).unwrap();
+        let grow = |count| Command::CreatePartitions { name: "t".into(), count, assignments: Vec::new() };
+        assert!(matches!(m.apply(grow(2)), Err(ApplyError::InvalidPartitions(_))));
+        let Ok(Reply::Topic(t)) = m.apply(grow(5)) else { panic!("grows") };
+        assert_eq!(t.partition_count(), 5);
+        assert!(t.partitions.iter().all(|p| p.replicas.len() == 2 && p.isr == p.replicas));
+        let bad = Command::CreatePartitions { name: "t".into(), count: 6, assignments: vec![vec![1]] };
+        assert!(matches!(m.apply(bad), Err(ApplyError::InvalidReplicaAssignment(_))));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! outside it, so advertising and handling cannot drift apart.
 
 mod api_versions;
+mod create_partitions;
 mod create_topics;
 mod delete_records;
 mod delete_topics;
+mod describe_cluster;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -56,6 +58,8 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::DeleteGroups, min: 0, max: 2 },
     ApiSpec { key: ApiKey::OffsetDelete, min: 0, max: 0 },
     ApiSpec { key: ApiKey::OffsetForLeaderEpoch, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::CreatePartitions, min: 0, max: 3 },
+    ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 2 },
 ];
 
 /// Failures that end the connection (Kafka closes it for these too).
@@ -117,6 +121,14 @@ pub async fn dispatch(
         ApiKey::OffsetForLeaderEpoch => {
             let resp = offset_for_leader_epoch::handle(broker, req.decode("OffsetForLeaderEpoch")?).await;
             reply(&req, "OffsetForLeaderEpoch", &resp)
+        }
+        ApiKey::CreatePartitions => {
+            let resp = create_partitions::handle(broker, req.decode("CreatePartitions")?).await;
+            reply(&req, "CreatePartitions", &resp)
+        }
+        ApiKey::DescribeCluster => {
+            let resp = describe_cluster::handle(broker, req.decode("DescribeCluster")?);
+            reply(&req, "DescribeCluster", &resp)
         }
         ApiKey::DeleteRecords => {
             let resp = delete_records::handle(broker, req.decode("DeleteRecords")?, version).await;
