@@ -112,7 +112,9 @@ impl ClusterMetadata {
                     // Its replicas are empty now: it must not be trusted as
                     // in sync, not even as the last ISR member, nor lead.
                     for p in self.topics.values_mut().flat_map(|t| t.partitions.iter_mut()) {
-                        if p.isr.contains(&id) {
+                        // A sole replica has no better copy anywhere: it
+                        // stays, empty, rather than leave the partition dead.
+                        if p.isr.contains(&id) && p.replicas != [id] {
                             p.isr.retain(|&r| r != id);
                             p.partition_epoch += 1;
                         }

@@ -220,6 +220,11 @@ impl MetadataQuorum {
     }
 
     async fn propose_here(&self, command: Command) -> Result<(Outcome, u64), ForwardError> {
+        if let Command::RegisterBroker { id, .. } = command {
+            // A registering broker is alive: it must not be fenced before its
+            // first heartbeat arrives.
+            let _ = self.record_heartbeat(id);
+        }
         match self.raft.client_write(command).await {
             Ok(r) => Ok((r.data, r.log_id.index)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
@@ -250,23 +255,27 @@ impl MetadataQuorum {
         let every = (self.session_timeout / 4).max(Duration::from_millis(100));
         let mut peer: Option<(u64, Peer)> = None;
         loop {
+            let mut delivered = false;
             match self.controller() {
                 Some(c) if c == self.id => {
-                    let _ = self.record_heartbeat(broker);
+                    delivered = self.record_heartbeat(broker).is_ok();
                 }
                 Some(c) => {
                     if peer.as_ref().is_none_or(|(id, _)| *id != c) {
                         peer = self.voters.get(&c).map(|a| (c, Peer::new(a.clone(), self.id, self.voters.clone())));
                     }
                     if let Some((_, p)) = peer.as_mut() {
-                        if let Err(e) = p.call(Request::Heartbeat { broker }, every).await {
-                            tracing::debug!(controller = c, error = %e, "heartbeat failed");
+                        match p.call(Request::Heartbeat { broker }, every).await {
+                            Ok(Response::Heartbeat(Ok(()))) => delivered = true,
+                            Ok(other) => tracing::debug!(controller = c, ?other, "heartbeat refused"),
+                            Err(e) => tracing::debug!(controller = c, error = %e, "heartbeat failed"),
                         }
                     }
                 }
                 None => {}
             }
-            tokio::time::sleep(every).await;
+            // Undelivered (no controller yet, or it moved): try again soon.
+            tokio::time::sleep(if delivered { every } else { every.min(Duration::from_millis(200)) }).await;
         }
     }
 

@@ -68,6 +68,27 @@ impl EpochCache {
         Ok(())
     }
 
+    /// Forgets everything (the log was emptied and restarted elsewhere).
+    pub fn clear(&mut self) -> Result<(), StorageError> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        self.entries.clear();
+        self.persist()
+    }
+
+    /// The log now starts at `start`: epochs wholly before it go, and the
+    /// one holding it starts there (Kafka's `truncateFromStart`).
+    pub fn truncate_from_start(&mut self, start: i64) -> Result<(), StorageError> {
+        let Some(holding) = self.entries.iter().rposition(|&(_, s)| s <= start) else { return Ok(()) };
+        if holding == 0 && self.entries[0].1 == start {
+            return Ok(());
+        }
+        self.entries.drain(..holding);
+        self.entries[0].1 = start;
+        self.persist()
+    }
+
     /// Kafka's `endOffsetFor`: the largest epoch at most `epoch` and the
     /// offset where the next epoch began (or `log_end` for the latest);
     /// (-1, -1) when this log knows no such epoch.
@@ -111,7 +132,12 @@ mod tests {
         assert_eq!(c.end_offset_for(1, 30), (0, 10), "unknown epoch answers the floor epoch");
         assert_eq!(c.end_offset_for(3, 30), (2, 20));
         assert_eq!(c.end_offset_for(7, 30), (-1, -1));
-        let reopened = EpochCache::open(dir.path(), 15).unwrap();
+        let mut reopened = EpochCache::open(dir.path(), 15).unwrap();
         assert_eq!(reopened.latest(), Some((2, 10)), "entries past the log end are dropped");
+        reopened.truncate_from_start(12).unwrap();
+        assert_eq!(reopened.end_offset_for(0, 15), (0, 12), "older epochs end where the log now starts");
+        assert_eq!(reopened.end_offset_for(2, 15), (2, 15));
+        reopened.clear().unwrap();
+        assert_eq!(EpochCache::open(dir.path(), 15).unwrap().latest(), None);
     }
 }

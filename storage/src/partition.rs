@@ -131,7 +131,11 @@ impl Partition {
                 log.truncate_to(offset)?
             }
         };
-        self.epochs.borrow_mut().truncate_from_end(end)?;
+        if reset {
+            self.epochs.borrow_mut().clear()?;
+        } else {
+            self.epochs.borrow_mut().truncate_from_end(end)?;
+        }
         self.high_watermark.set(self.high_watermark.get().min(end));
         self.durable.set(self.durable.get().min(end));
         let point = self.checkpointed.get();
@@ -346,12 +350,21 @@ impl Partition {
         if offset > high_watermark {
             return Err(StorageError::OffsetOutOfRange { offset, start: log_start_offset, end: high_watermark });
         }
-        self.log.borrow_mut().delete_records_before(offset)
+        let start = self.log.borrow_mut().delete_records_before(offset)?;
+        self.epochs.borrow_mut().truncate_from_start(start)?;
+        Ok(start)
     }
 
     /// Applies `retention.ms` / `retention.bytes`; returns segments deleted.
     pub fn enforce_retention(&self, now_ms: i64) -> usize {
-        self.log.borrow_mut().enforce_retention(now_ms)
+        let deleted = self.log.borrow_mut().enforce_retention(now_ms);
+        if deleted > 0 {
+            let start = self.log.borrow().log_start_offset();
+            if let Err(e) = self.epochs.borrow_mut().truncate_from_start(start) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot trim the leader epoch cache");
+            }
+        }
+        deleted
     }
 
     /// Makes everything visible so far durable, whatever the policy.

@@ -205,10 +205,13 @@ async fn read_partition(
         Some(_) if diverged(replica, position) => {
             // The follower's log does not match ours: it must truncate
             // (via OffsetForLeaderEpoch) before its progress counts.
-            return Read::Refused(ResponseError::OffsetOutOfRange);
+            return Read::Done {
+                offsets: replica.log.offsets(),
+                read: Some(Err(StorageError::OffsetOutOfRange { offset, start: 0, end: 0 })),
+            };
         }
         Some(id) => {
-            if let Some(isr) = replica.record_follower_fetch(id, offset) {
+            if let Some(isr) = replica.record_follower_fetch(id, offset, broker.metadata().is_live(id)) {
                 tracing::info!(topic = %replica.topic, partition = replica.index, ?isr, "follower caught up: expanding the ISR");
                 let topic = broker.topic(&replica.topic).map(|t| t.meta.id);
                 if let Some(command) = topic.and_then(|t| replica.isr_change(broker.node_id(), t, isr)) {
@@ -233,7 +236,7 @@ fn diverged(replica: &Replica, position: Position) -> bool {
     if position.offset > replica.log.offsets().log_end_offset {
         return true;
     }
-    if position.last_fetched_epoch < 0 {
+    if position.last_fetched_epoch < 0 || position.offset <= replica.log.offsets().log_start_offset {
         return false;
     }
     let (epoch, end) = replica.log.end_offset_for_epoch(position.last_fetched_epoch);

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
@@ -38,6 +38,9 @@ const RETRY: Duration = Duration::from_millis(500);
 /// when there are none left (the reconciler starts a new one when needed).
 pub async fn follow(broker: Arc<Broker>, ctx: Rc<ShardContext>, leader: i32) {
     let mut conn: Option<KafkaConnection> = None;
+    // Partitions the leader refused, left out of requests for a while so
+    // they do not cut every other partition's long poll short.
+    let mut paused: HashMap<(String, i32), Instant> = HashMap::new();
     loop {
         let followed = following(&ctx, leader);
         if followed.is_empty() || broker.shutdown.is_set() {
@@ -65,7 +68,7 @@ pub async fn follow(broker: Arc<Broker>, ctx: Rc<ShardContext>, leader: i32) {
         let Some(c) = conn.as_mut() else { continue };
         let mut outcome = truncate_diverged(&broker, leader, c, &followed).await;
         if outcome.is_ok() {
-            outcome = fetch_once(&broker, leader, c, &followed).await;
+            outcome = fetch_once(&broker, leader, c, &followed, &mut paused).await;
         }
         if let Err(e) = outcome {
             tracing::info!(leader, error = %e, "replica fetch failed; reconnecting");
@@ -192,11 +195,18 @@ async fn fetch_once(
     leader: i32,
     conn: &mut KafkaConnection,
     followed: &HashMap<(String, i32), Rc<Replica>>,
+    paused: &mut HashMap<(String, i32), Instant>,
 ) -> Result<(), ClientError> {
+    let now = Instant::now();
+    paused.retain(|_, until| *until > now);
     let mut sent: HashMap<(String, i32), i32> = HashMap::new();
     let topics = by_topic(followed.values(), |r| {
         let Role::Follower { leader_epoch, needs_truncation: false, .. } = r.role() else { return None };
-        sent.insert((r.topic.clone(), r.index), leader_epoch);
+        let key = (r.topic.clone(), r.index);
+        if paused.contains_key(&key) {
+            return None;
+        }
+        sent.insert(key, leader_epoch);
         let offsets = r.log.offsets();
         Some(
             FetchPartition::default()
@@ -209,8 +219,8 @@ async fn fetch_once(
         )
     });
     if topics.is_empty() {
-        // Everyone still waits for truncation answers: do not spin.
-        broker.shutdown.tick(RETRY).await;
+        // Everyone waits for truncation answers or a pause: do not spin.
+        broker.shutdown.tick(Duration::from_millis(100)).await;
         return Ok(());
     }
     let request = FetchRequest::default()
@@ -228,7 +238,11 @@ async fn fetch_once(
                 .collect(),
         );
     let response = conn.call("Fetch", &request, FETCH_VERSION, CALL_TIMEOUT).await?;
-    let (mut any_progress, mut any_error) = (false, response.error_code != 0);
+    if response.error_code != 0 {
+        tracing::debug!(leader, code = response.error_code, "replica fetch refused");
+        broker.shutdown.tick(RETRY).await;
+        return Ok(());
+    }
     for topic in response.responses {
         for p in topic.partitions {
             let key = (topic.topic.0.to_string(), p.partition_index);
@@ -236,13 +250,9 @@ async fn fetch_once(
             if !replica.follows(leader, epoch) {
                 continue; // it became leader (or follows another) meanwhile
             }
-            any_error |= p.error_code != 0;
             match ResponseError::try_from_code(p.error_code) {
                 None => {
                     let records = p.records.unwrap_or_default();
-                    if !records.is_empty() {
-                        any_progress = true;
-                    }
                     if let Err(e) = append_fetched(replica, &records).await {
                         tracing::warn!(topic = %replica.topic, partition = p.partition_index, error = %e, "cannot append fetched data");
                         replica.mark_needs_truncation();
@@ -262,14 +272,12 @@ async fn fetch_once(
                     }
                 }
                 Some(e) => {
+                    // The leader's metadata and ours disagree for now.
                     tracing::debug!(topic = %replica.topic, partition = p.partition_index, error = ?e, "replica fetch refused");
+                    paused.insert(key, Instant::now() + RETRY);
                 }
             }
         }
-    }
-    if any_error && !any_progress {
-        // The leader's metadata and ours disagree for now: do not spin.
-        broker.shutdown.tick(RETRY).await;
     }
     Ok(())
 }

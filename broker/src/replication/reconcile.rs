@@ -66,6 +66,20 @@ pub async fn reconcile(broker: &Arc<Broker>, view: &MetadataView) {
             });
         }
     }
+    // Two phases: every shard first drops the replicas it no longer hosts,
+    // then opens the new ones, so a deleted topic's directory is gone
+    // before a new topic of the same name (perhaps on another shard) opens it.
+    let mut removing = Vec::new();
+    for (shard, specs) in per_shard.iter().enumerate() {
+        let wanted: HashSet<TopicPartition> = specs.iter().map(|s| s.tp).collect();
+        match broker.shards.spawn_on(shard, move |ctx| async move { remove_unwanted(&ctx, &wanted).await }).await {
+            Ok(done) => removing.push(done),
+            Err(e) => tracing::warn!(shard, error = %e, "cannot apply metadata on a stopping shard"),
+        }
+    }
+    for done in removing {
+        let _ = done.await;
+    }
     let mut applying = Vec::new();
     for (shard, specs) in per_shard.into_iter().enumerate() {
         let b = broker.clone();
@@ -80,9 +94,8 @@ pub async fn reconcile(broker: &Arc<Broker>, view: &MetadataView) {
     broker.mark_reconciled(view.applied_index);
 }
 
-async fn apply_on_shard(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, specs: Vec<ReplicaSpec>) {
-    let me = broker.node_id();
-    let wanted: HashSet<TopicPartition> = specs.iter().map(|s| s.tp).collect();
+/// Closes and deletes this shard's replicas that are not `wanted`.
+async fn remove_unwanted(ctx: &ShardContext, wanted: &HashSet<TopicPartition>) {
     for (tp, replica) in ctx.all() {
         if wanted.contains(&tp) {
             continue;
@@ -97,6 +110,11 @@ async fn apply_on_shard(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, specs: Vec
         }
         tracing::info!(topic = %replica.topic, partition = replica.index, "removed replica");
     }
+}
+
+/// Opens this shard's newly assigned replicas and gives each its role.
+async fn apply_on_shard(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, specs: Vec<ReplicaSpec>) {
+    let me = broker.node_id();
     let mut leaders = BTreeSet::new();
     for spec in specs {
         let replica = match ctx.replica(&spec.tp) {

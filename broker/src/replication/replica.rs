@@ -213,7 +213,10 @@ impl Replica {
             let role = self.role.borrow();
             let Role::Leader(l) = &*role else { return };
             let mut hw = self.log.offsets().log_end_offset;
-            for r in l.isr.iter().chain(l.joining.as_ref()) {
+            // A proposed joiner counts until the proposal is applied or its
+            // retry window passes (it may have been refused).
+            let joining = l.joining.filter(|_| l.isr_change_sent.is_some_and(|t| t.elapsed() <= ISR_CHANGE_RETRY));
+            for r in l.isr.iter().chain(joining.as_ref()) {
                 if let Some(p) = l.followers.get(r) {
                     hw = hw.min(p.log_end);
                 }
@@ -251,7 +254,7 @@ impl Replica {
 
     /// As leader: records a follower's fetch from `fetch_offset` (its log
     /// end). Returns an expanded ISR to propose when it has caught up.
-    pub fn record_follower_fetch(&self, follower: i32, fetch_offset: i64) -> Option<Vec<i32>> {
+    pub fn record_follower_fetch(&self, follower: i32, fetch_offset: i64, live: bool) -> Option<Vec<i32>> {
         let proposal = {
             let mut role = self.role.borrow_mut();
             let Role::Leader(l) = &mut *role else { return None };
@@ -271,7 +274,7 @@ impl Replica {
             p.last_fetch_at = now;
             p.leader_end_at_last_fetch = leader_end;
             let hw = self.log.offsets().high_watermark;
-            let joins = !l.isr.contains(&follower) && fetch_offset >= hw && fetch_offset >= l.epoch_start;
+            let joins = live && !l.isr.contains(&follower) && fetch_offset >= hw && fetch_offset >= l.epoch_start;
             if joins && l.isr_change_sent.is_none_or(|t| t.elapsed() > ISR_CHANGE_RETRY) {
                 l.isr_change_sent = Some(now);
                 l.joining = Some(follower);
