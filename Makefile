@@ -7,7 +7,7 @@ SLUICE_BIN  := $(TARGET_DIR)/debug/sluice
 VENV        := .venv
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build cluster cluster-stop test unit compat lint bench bench-storage deps deps-build deps-apt deps-python deps-node clean
+.PHONY: run build cluster cluster-stop test unit compat lint bench deps deps-build deps-apt deps-python deps-node clean
 
 ## Build and start a one-node broker on 127.0.0.1:9092 with data under ./data.
 run: build
@@ -51,20 +51,11 @@ unit: deps-build
 compat: build deps
 	SLUICE_BIN=$(abspath $(SLUICE_BIN)) $(VENV)/bin/pytest compat-tests
 
-## Benchmarks (not tests). `make bench`: end to end with a real client
-## (librdkafka) against a broker it starts (or BOOTSTRAP=host:port), beside
-## loopback TCP and disk limits measured in the same run. BENCH_DIR must be
-## on the disk you want measured. `make bench-storage`: the storage engine
-## alone beside fio, BENCH_MIB per run.
+## Benchmarks (not tests): the storage engine beside fio on the same disk.
+## BENCH_DIR must be on the disk you want measured; BENCH_MIB per run.
 BENCH_DIR ?= bench-data
 BENCH_MIB ?= 512
-bench: deps-build
-	@command -v fio >/dev/null 2>&1 && command -v iperf3 >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq fio iperf3; }
-	$(CARGO) build --release --bin sluice
-	$(CARGO) build --release --manifest-path bench/loadgen/Cargo.toml --target-dir $(TARGET_DIR)
-	python3 bench/e2e.py $(TARGET_DIR)/release/sluice-loadgen $(TARGET_DIR)/release/sluice $(BENCH_DIR)
-
-bench-storage:
+bench:
 	@command -v fio >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fio; }
 	$(CARGO) build --release -p sluice-storage --bin storage-bench
 	python3 bench/storage.py $(TARGET_DIR)/release/storage-bench $(BENCH_DIR) $(BENCH_MIB)
