@@ -14,8 +14,8 @@ run: build
 	$(SLUICE_BIN) serve
 
 # Everything builds with the `test` profile (the same settings as `dev`):
-# `cargo test` always uses it, and sharing it means RocksDB's C++ is
-# compiled once for the tests, the binary and clippy, not once for each.
+# `cargo test` always uses it, so the tests and the binary share one build
+# of RocksDB's C++ (clippy still needs its own).
 PROFILE := --profile test
 
 build: deps-build
@@ -48,7 +48,11 @@ test: deps unit compat
 unit: deps-build
 	$(CARGO) test $(PROFILE) --workspace
 
-compat: build deps
+# The binary the suites run is the one `cargo test` builds: a plain `cargo
+# build` resolves features without dev-dependencies and would compile
+# RocksDB again.
+compat: deps
+	$(CARGO) test $(PROFILE) --workspace --no-run
 	SLUICE_BIN=$(abspath $(SLUICE_BIN)) $(VENV)/bin/pytest compat-tests
 
 ## Benchmarks (not tests): the storage engine beside fio on the same disk.

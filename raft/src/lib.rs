@@ -16,7 +16,7 @@ pub use model::{
     validate_topic_name, BrokerInfo, ClusterMetadata, PartitionState, TopicMetadata, TopicNameError, NO_LEADER,
 };
 pub use network::Voters;
-pub use quorum::{format_voters, new_cluster_id, MetadataQuorum, QuorumConfig, QuorumError};
+pub use quorum::{new_cluster_id, MetadataQuorum, QuorumConfig, QuorumError};
 pub use storage::MetadataView;
 
 openraft::declare_raft_types!(

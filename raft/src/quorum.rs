@@ -4,7 +4,7 @@
 //! tracks broker heartbeats, fencing brokers that go silent and unfencing
 //! them when they return. Readers get the applied metadata through a watch.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -82,7 +82,7 @@ pub struct MetadataQuorum {
 }
 
 /// "1@host:port,2@host:port" for messages.
-pub fn format_voters(voters: &Voters) -> String {
+fn format_voters(voters: &Voters) -> String {
     voters.iter().map(|(id, addr)| format!("{id}@{addr}")).collect::<Vec<_>>().join(",")
 }
 
@@ -163,10 +163,6 @@ impl MetadataQuorum {
             }
         }
         Ok(())
-    }
-
-    pub fn node_id(&self) -> u64 {
-        self.id
     }
 
     /// The latest applied metadata.
@@ -395,11 +391,6 @@ impl MetadataQuorum {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft did not stop cleanly");
         }
-    }
-
-    /// Voter ids, for operators' messages.
-    pub fn voter_ids(&self) -> BTreeSet<u64> {
-        self.voters.keys().copied().collect()
     }
 }
 
