@@ -1,6 +1,7 @@
 //! The real binary on the wire: API negotiation (KIP-511), bad input that
 //! must close only the offending connection, Kafka error codes for bad
-//! batches, and long-poll fetches that wake on append.
+//! batches, pipelined produces answered in order, and long-poll fetches
+//! that wake on append.
 
 mod common;
 
@@ -226,6 +227,38 @@ fn acks_zero_gets_no_response_but_is_appended() {
     let (got, _) = c.recv::<ApiVersionsResponse>(3);
     assert_eq!(got, sent);
     assert_eq!(latest_offset(&mut c, "z"), 1);
+}
+
+#[test]
+fn pipelined_produces_append_and_answer_in_request_order() {
+    let broker = Broker::start(&[]);
+    let mut c = broker.connect();
+    create_topic(&mut c, "p", &[]);
+    // 50 produces (and a Metadata request among them) sent before reading
+    // any answer, as librdkafka pipelines them.
+    let mut sent = Vec::new();
+    for i in 0..50u8 {
+        if i == 25 {
+            sent.push((c.send(ApiKey::Metadata, 12, &MetadataRequest::default()), None));
+        }
+        let records = batch(&[&[i], &[i]]);
+        sent.push((c.send(ApiKey::Produce, 9, &produce_request("p", records, -1)), Some(i64::from(i) * 2)));
+    }
+    for (correlation_id, base_offset) in sent {
+        match base_offset {
+            None => {
+                let (got, _) = c.recv::<MetadataResponse>(12);
+                assert_eq!(got, correlation_id);
+            }
+            Some(offset) => {
+                let (got, resp) = c.recv::<ProduceResponse>(9);
+                assert_eq!(got, correlation_id, "answers come in request order");
+                let partition = &resp.responses[0].partition_responses[0];
+                assert_eq!((partition.error_code, partition.base_offset), (0, offset), "appended in request order");
+            }
+        }
+    }
+    assert_eq!(latest_offset(&mut c, "p"), 100);
 }
 
 fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {

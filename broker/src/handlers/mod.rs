@@ -75,33 +75,49 @@ pub enum HandleError {
     Encode(#[from] EncodeError),
 }
 
-/// Runs one request. `Ok(None)` means no response is sent (acks=0 produce).
-pub async fn dispatch(
-    broker: &Arc<Broker>,
-    req: Request,
-    shutdown: &Shutdown,
-    peer: std::net::SocketAddr,
-) -> Result<Option<Bytes>, HandleError> {
+/// A response to write, once ready; `None` means none is sent (acks=0).
+pub type Reply = Result<Option<Bytes>, HandleError>;
+
+/// A request whose effects are ordered but whose answer is still coming.
+pub type LaterReply = std::pin::Pin<Box<dyn std::future::Future<Output = Reply>>>;
+
+/// Starts a Produce: returns once its appends are queued in order (see
+/// `produce::start`), with the answer still to come. The connection reads
+/// the next request meanwhile and writes answers in request order, so a
+/// client's pipelined produces share fsyncs instead of waiting one by one.
+pub async fn start_produce(broker: &Arc<Broker>, req: Request) -> Result<LaterReply, HandleError> {
+    let version = check_version(&req)?;
+    let started = produce::start(broker, req.decode("Produce")?, version).await;
+    Ok(Box::pin(async move {
+        match started.finish().await {
+            Some(resp) => reply(&req, "Produce", &resp),
+            None => Ok(None),
+        }
+    }))
+}
+
+fn check_version(req: &Request) -> Result<i16, HandleError> {
     let Some(spec) = SUPPORTED.iter().find(|s| s.key == req.api_key) else {
         return Err(HandleError::UnsupportedApi(req.api_key));
     };
     let version = req.version();
-    if req.api_key == ApiKey::ApiVersions {
-        // KIP-511: any version is answered, unsupported ones with a v0 error.
-        return api_versions::handle(&req).map(Some);
-    }
-    if version < spec.min || version > spec.max {
+    if req.api_key != ApiKey::ApiVersions && (version < spec.min || version > spec.max) {
         return Err(HandleError::UnsupportedVersion { api: spec.key, version, min: spec.min, max: spec.max });
     }
+    Ok(version)
+}
+
+/// Runs one request. `Ok(None)` means no response is sent (acks=0 produce).
+pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown, peer: std::net::SocketAddr) -> Reply {
+    let version = check_version(&req)?;
     match req.api_key {
+        // KIP-511: any version is answered, unsupported ones with a v0 error.
+        ApiKey::ApiVersions => api_versions::handle(&req).map(Some),
         ApiKey::Metadata => {
             let resp = metadata::handle(broker, req.decode("Metadata")?, version).await;
             reply(&req, "Metadata", &resp)
         }
-        ApiKey::Produce => match produce::handle(broker, req.decode("Produce")?, version).await {
-            Some(resp) => reply(&req, "Produce", &resp),
-            None => Ok(None),
-        },
+        ApiKey::Produce => start_produce(broker, req).await?.await,
         ApiKey::Fetch => {
             let resp = fetch::handle(broker, req.decode("Fetch")?, version, shutdown).await;
             reply(&req, "Fetch", &resp)
@@ -187,11 +203,7 @@ pub async fn dispatch(
     }
 }
 
-fn reply<T: Encodable + HeaderVersion>(
-    req: &Request,
-    what: &'static str,
-    resp: &T,
-) -> Result<Option<Bytes>, HandleError> {
+fn reply<T: Encodable + HeaderVersion>(req: &Request, what: &'static str, resp: &T) -> Reply {
     Ok(Some(encode_response(what, req.header.correlation_id, req.version(), resp)?))
 }
 

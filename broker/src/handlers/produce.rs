@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_protocol::batch::{set_log_append_time, validate_produced};
 use sluice_storage::{AppendInfo, LogOffsets};
+use uuid::Uuid;
 
 use super::code;
 use crate::broker::{Broker, Topic};
@@ -29,7 +30,17 @@ enum Slot {
     Appending { index: i32, append_time: i64, pending: Pending<Result<(AppendInfo, LogOffsets), CommitError>> },
 }
 
-pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+/// A produce request whose appends are started: each partition's batch is
+/// queued on its owner shard, so its place in the log is settled even though
+/// the answer may still wait for durability or replication.
+pub struct Started {
+    acks: i16,
+    topics: Vec<(TopicName, Uuid, Vec<Slot>)>,
+}
+
+/// Validates every partition's batch and queues its append. Requests
+/// started one after another on a connection append in that order.
+pub async fn start(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Started {
     let acks_valid = matches!(req.acks, -1..=1);
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for data in req.topic_data {
@@ -53,25 +64,32 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
         }
         topics.push((data.name, data.topic_id, slots));
     }
-    let mut responses = Vec::with_capacity(topics.len());
-    for (name, topic_id, slots) in topics {
-        let mut partition_responses = Vec::with_capacity(slots.len());
-        for slot in slots {
-            partition_responses.push(match slot {
-                Slot::Done(r) => r,
-                Slot::Appending { index, append_time, pending } => {
-                    finish_append(index, append_time, pending.result().await)
-                }
-            });
+    Started { acks: req.acks, topics }
+}
+
+impl Started {
+    /// Waits for every partition's outcome; `None` for acks=0.
+    pub async fn finish(self) -> Option<ProduceResponse> {
+        let mut responses = Vec::with_capacity(self.topics.len());
+        for (name, topic_id, slots) in self.topics {
+            let mut partition_responses = Vec::with_capacity(slots.len());
+            for slot in slots {
+                partition_responses.push(match slot {
+                    Slot::Done(r) => r,
+                    Slot::Appending { index, append_time, pending } => {
+                        finish_append(index, append_time, pending.result().await)
+                    }
+                });
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_topic_id(topic_id)
+                    .with_partition_responses(partition_responses),
+            );
         }
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(name)
-                .with_topic_id(topic_id)
-                .with_partition_responses(partition_responses),
-        );
+        (self.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
     }
-    (req.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
 fn failure(index: i32, error_code: i16, message: Option<String>) -> PartitionProduceResponse {
