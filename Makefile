@@ -7,7 +7,7 @@ SLUICE_BIN  := $(TARGET_DIR)/debug/sluice
 VENV        := .venv
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build cluster cluster-stop test unit compat lint bench deps deps-build deps-apt deps-python deps-node clean
+.PHONY: run build cluster cluster-stop test unit compat lint bench bench-soak bench-tools bench-storage deps deps-build deps-apt deps-python deps-node clean
 
 ## Build and start a one-node broker on 127.0.0.1:9092 with data under ./data.
 run: build
@@ -55,11 +55,31 @@ compat: deps
 	$(CARGO) test $(PROFILE) --workspace --no-run
 	SLUICE_BIN=$(abspath $(SLUICE_BIN)) $(VENV)/bin/pytest compat-tests
 
-## Benchmarks (not tests): the storage engine beside fio on the same disk.
-## BENCH_DIR must be on the disk you want measured; BENCH_MIB per run.
+## Benchmarks (not tests). `make bench`: a real client (librdkafka, via
+## bench/loadgen) against a release broker it starts, or BOOTSTRAP=host:port
+## (BROKER_PID=N for its CPU and RSS), beside fio/iperf3 limits measured in
+## the same run. BENCH_DIR must be on the disk you want measured; see
+## bench/e2e.py for the other knobs. `make bench-soak`: 10 minutes at 50%
+## load, watching the broker's RSS. `make bench-storage`: the storage engine
+## alone beside fio (BENCH_MIB per run).
 BENCH_DIR ?= bench-data
 BENCH_MIB ?= 512
-bench:
+LOADGEN   := $(TARGET_DIR)/release/sluice-loadgen
+bench: bench-tools
+	python3 bench/e2e.py $(LOADGEN) $(TARGET_DIR)/release/sluice $(BENCH_DIR)
+
+bench-soak: bench-tools
+	BENCH_SOAK_SECONDS=$${BENCH_SOAK_SECONDS:-600} python3 bench/e2e.py $(LOADGEN) $(TARGET_DIR)/release/sluice $(BENCH_DIR)
+
+# The load generator is its own Cargo project (librdkafka builds from
+# source), so `make test` never pays for it.
+bench-tools: deps-build
+	@command -v fio >/dev/null 2>&1 && command -v iperf3 >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fio iperf3; }
+	$(CARGO) build --release --bin sluice
+	$(CARGO) build --release --manifest-path bench/loadgen/Cargo.toml --target-dir $(TARGET_DIR)
+
+bench-storage:
 	@command -v fio >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fio; }
 	$(CARGO) build --release -p sluice-storage --bin storage-bench
 	python3 bench/storage.py $(TARGET_DIR)/release/storage-bench $(BENCH_DIR) $(BENCH_MIB)

@@ -16,26 +16,11 @@ usage: bench/storage.py STORAGE_BENCH_BINARY [DATA_DIR] [MIB_PER_RUN]
 """
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-
-def fio(directory: Path, bs: str, mib: int, fdatasync: bool) -> dict:
-    directory.mkdir(parents=True, exist_ok=True)
-    args = [
-        "fio", "--name=seq", "--rw=write", f"--bs={bs}", f"--size={mib}m", f"--directory={directory}",
-        "--ioengine=psync", "--output-format=json",
-    ]
-    args += ["--fdatasync=1"] if fdatasync else ["--end_fsync=1"]
-    out = subprocess.run(args, capture_output=True, check=True, text=True).stdout
-    job = json.loads(out[out.index("{"):])["jobs"][0]
-    shutil.rmtree(directory, ignore_errors=True)
-    p99 = lambda lat: lat.get("percentile", {}).get("99.000000", 0) / 1e3
-    write_p99 = p99(job["write"]["clat_ns"])
-    sync_p99 = p99(job.get("sync", {}).get("lat_ns", {})) if fdatasync else 0
-    return {"mb_per_s": job["write"]["bw_bytes"] / 1e6, "op_p99_us": write_p99 + sync_p99}
+from limits import fio
 
 
 def main() -> int:
@@ -43,7 +28,7 @@ def main() -> int:
     data = Path(sys.argv[2] if len(sys.argv) > 2 else "bench-data")
     mib = int(sys.argv[3]) if len(sys.argv) > 3 else 512
     sizes = {16 << 10: "16k", 1 << 20: "1m"}
-    limits = {(b, f): fio(data / "fio", sizes[b], mib, f) for b in sizes for f in (False, True)}
+    limits = {(b, f): fio(data / "fio", sizes[b], mib, int(f)) for b in sizes for f in (False, True)}
     out = subprocess.run([binary, "--dir", str(data), "--mib-per-run", str(mib)], capture_output=True, text=True)
     if out.returncode != 0:
         print(out.stderr, file=sys.stderr)
