@@ -12,7 +12,9 @@ use std::rc::Rc;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use sluice_raft::{ApplyError, ClusterMetadata, Command, MetadataQuorum, QuorumError, Reply, TopicMetadata};
+use sluice_raft::{
+    ApplyError, ClusterMetadata, Command, MetadataQuorum, QuorumError, Reply, TopicMetadata, PRODUCER_ID_BLOCK,
+};
 use sluice_storage::StorageError;
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
@@ -104,6 +106,8 @@ pub struct Broker {
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// The metadata index whose replicas this broker has opened and roled.
     reconciled: watch::Sender<u64>,
+    /// Producer ids this broker may still hand out (a block from the quorum).
+    producer_ids: tokio::sync::Mutex<std::ops::Range<i64>>,
 }
 
 impl Broker {
@@ -126,6 +130,7 @@ impl Broker {
             incarnation,
             topics: RwLock::new(HashMap::new()),
             reconciled: watch::channel(0).0,
+            producer_ids: tokio::sync::Mutex::new(0..0),
         };
         let metadata = broker.metadata();
         broker.refresh_topics(&metadata);
@@ -325,6 +330,24 @@ impl Broker {
         self.wait_reconciled(index).await;
         tracing::info!(topic = name, partitions = count, "added partitions");
         Ok(meta)
+    }
+
+    /// A producer id never handed out before, by any broker: taken from
+    /// this broker's block, asking the quorum for a new block when it is
+    /// used up (Kafka's AllocateProducerIds).
+    pub async fn new_producer_id(&self) -> Result<i64, BrokerError> {
+        let mut ids = self.producer_ids.lock().await;
+        if ids.is_empty() {
+            let command = Command::AllocateProducerIds { broker: self.config.node_id };
+            let (outcome, _) = self.quorum.propose(command).await?;
+            let Reply::ProducerIds { first } = outcome? else {
+                return Err(BrokerError::Refused(ApplyError::ProducerIdsExhausted));
+            };
+            *ids = first..first + PRODUCER_ID_BLOCK;
+        }
+        let id = ids.start;
+        ids.start += 1;
+        Ok(id)
     }
 
     /// Deletes a topic: from metadata first, then every broker drops its logs.

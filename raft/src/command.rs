@@ -60,6 +60,10 @@ pub enum Command {
         partition_epoch: i32,
         isr: Vec<i32>,
     },
+    /// A broker needs producer ids: hands it the next block.
+    AllocateProducerIds {
+        broker: i32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +71,14 @@ pub enum Reply {
     Done,
     Topic(TopicMetadata),
     Partition(PartitionState),
+    /// Producer ids `first..first + PRODUCER_ID_BLOCK` belong to the broker.
+    ProducerIds {
+        first: i64,
+    },
 }
+
+/// Producer ids per allocation, as Kafka's controller hands them out.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
 /// Why a command was refused; each maps to one Kafka error code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -89,6 +100,8 @@ pub enum ApplyError {
     FencedLeaderEpoch,
     #[error("{0}")]
     InvalidIsr(String),
+    #[error("every producer id has been handed out")]
+    ProducerIdsExhausted,
 }
 
 pub type Outcome = Result<Reply, ApplyError>;
@@ -234,6 +247,14 @@ impl ClusterMetadata {
                 p.partition_epoch += 1;
                 Ok(Reply::Partition(p.clone()))
             }
+            Command::AllocateProducerIds { broker } => {
+                if !self.brokers.contains_key(&broker) {
+                    return Err(ApplyError::UnknownBroker(broker));
+                }
+                let first = self.next_producer_id;
+                self.next_producer_id = first.checked_add(PRODUCER_ID_BLOCK).ok_or(ApplyError::ProducerIdsExhausted)?;
+                Ok(Reply::ProducerIds { first })
+            }
         }
     }
 
@@ -307,6 +328,17 @@ mod tests {
             assignments: Vec::new(),
             configs: BTreeMap::new(),
         })
+    }
+
+    #[test]
+    fn producer_id_blocks_never_overlap() {
+        let mut m = cluster(2);
+        let first = m.apply(Command::AllocateProducerIds { broker: 1 });
+        let second = m.apply(Command::AllocateProducerIds { broker: 2 });
+        assert_eq!(first, Ok(Reply::ProducerIds { first: 0 }));
+        assert_eq!(second, Ok(Reply::ProducerIds { first: PRODUCER_ID_BLOCK }));
+        assert_eq!(m.apply(Command::AllocateProducerIds { broker: 9 }), Err(ApplyError::UnknownBroker(9)));
+        assert_eq!(m.next_producer_id, 2 * PRODUCER_ID_BLOCK);
     }
 
     #[test]

@@ -69,6 +69,11 @@ pub struct ClusterMetadata {
     pub cluster_id: String,
     pub brokers: BTreeMap<i32, BrokerInfo>,
     pub topics: BTreeMap<String, TopicMetadata>,
+    /// The first producer id not yet handed out in a block: ids are
+    /// allocated here, in blocks, so they never repeat across restarts or
+    /// brokers (Kafka's AllocateProducerIds).
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 impl ClusterMetadata {

@@ -16,6 +16,10 @@ pub struct StoredBatch {
     pub max_timestamp: i64,
     /// The epoch of the leader that appended it (not covered by the CRC).
     pub leader_epoch: i32,
+    /// -1 unless an idempotent or transactional producer wrote it.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
 }
 
 impl StoredBatch {
@@ -52,6 +56,9 @@ impl StoredBatch {
             last_offset_delta,
             max_timestamp: i64::from_be_bytes(buf[35..43].try_into().ok()?),
             leader_epoch: i32::from_be_bytes(buf[12..16].try_into().ok()?),
+            producer_id: i64::from_be_bytes(buf[43..51].try_into().ok()?),
+            producer_epoch: i16::from_be_bytes(buf[51..53].try_into().ok()?),
+            base_sequence: i32::from_be_bytes(buf[53..57].try_into().ok()?),
         })
     }
 

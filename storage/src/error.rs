@@ -17,6 +17,9 @@ pub enum StorageError {
     InvalidBatch(&'static str),
     #[error("partition unavailable: {0}")]
     Unavailable(&'static str),
+    /// An idempotent producer's batch out of sequence or from an old epoch.
+    #[error(transparent)]
+    Sequence(#[from] crate::producers::SequenceError),
 }
 
 impl StorageError {

@@ -9,6 +9,7 @@ mod error;
 mod index;
 mod log;
 mod partition;
+mod producers;
 mod segment;
 mod uring;
 
@@ -16,4 +17,5 @@ pub use batch::{set_leader_epoch, StoredBatch, BATCH_HEADER_LEN};
 pub use error::StorageError;
 pub use log::{AppendInfo, FsyncPolicy, LogConfig, PartitionLog, ReadResult};
 pub use partition::{LogOffsets, Partition};
+pub use producers::{ProducerBatch, SequenceError};
 pub use uring::Ring;

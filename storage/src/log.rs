@@ -507,6 +507,17 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// Reads the header of every visible batch holding offsets at or after
+    /// `offset`, in order (synchronous: for rebuilding state at open and
+    /// after a truncation, not for serving reads).
+    pub fn for_each_batch_from(&self, offset: i64, mut f: impl FnMut(&StoredBatch)) -> Result<(), StorageError> {
+        let first = self.segments.range(..=offset).next_back().map_or(i64::MIN, |(&base, _)| base);
+        for seg in self.segments.range(first..).map(|(_, s)| s) {
+            seg.for_each_batch_from(offset, &mut f)?;
+        }
+        Ok(())
+    }
+
     /// The first batch with a record timestamp at or after `timestamp`,
     /// as its bytes. `None` if every record is older.
     pub fn find_by_timestamp(&self, timestamp: i64) -> Result<Option<Vec<u8>>, StorageError> {
@@ -591,7 +602,7 @@ pub(crate) fn read_high_watermark(dir: &Path) -> Result<Option<i64>, StorageErro
 }
 
 pub(crate) fn write_high_watermark(dir: &Path, offset: i64) -> Result<(), StorageError> {
-    write_atomically(dir, HIGH_WATERMARK, &offset.to_string())
+    write_atomically(dir, HIGH_WATERMARK, offset.to_string())
 }
 
 pub(crate) fn write_recovery_point(dir: &Path, point: RecoveryPoint) -> Result<(), StorageError> {
@@ -600,16 +611,16 @@ pub(crate) fn write_recovery_point(dir: &Path, point: RecoveryPoint) -> Result<(
 }
 
 fn write_log_start(dir: &Path, offset: i64) -> Result<(), StorageError> {
-    write_atomically(dir, LOG_START_FILE, &offset.to_string())
+    write_atomically(dir, LOG_START_FILE, offset.to_string())
 }
 
 /// Replaces a small checkpoint file atomically: temp file, fsync, rename,
 /// fsync the directory.
-pub(crate) fn write_atomically(dir: &Path, name: &str, text: &str) -> Result<(), StorageError> {
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> Result<(), StorageError> {
     use std::io::Write;
     let (tmp, path) = (dir.join(format!("{name}.tmp")), dir.join(name));
     let mut f = File::create(&tmp).map_err(StorageError::io("create", &tmp))?;
-    f.write_all(text.as_bytes()).map_err(StorageError::io("write", &tmp))?;
+    f.write_all(bytes.as_ref()).map_err(StorageError::io("write", &tmp))?;
     f.sync_all().map_err(StorageError::io("fsync", &tmp))?;
     std::fs::rename(&tmp, &path).map_err(StorageError::io("rename", &path))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(StorageError::io("fsync", dir))

@@ -22,6 +22,7 @@ use crate::log::{
     read_high_watermark, write_high_watermark, write_recovery_point, AppendInfo, FsyncPolicy, LogConfig, PartitionLog,
     ReadPlan, ReadResult, RecoveryPoint,
 };
+use crate::producers::{self, ProducerBatch, ProducerStates, Verdict};
 use crate::uring::Ring;
 
 /// Extra bytes read past the index floor so one read usually finds the
@@ -51,7 +52,15 @@ pub struct Partition {
     /// The high watermark last written to disk.
     checkpointed_hw: Cell<i64>,
     epochs: RefCell<EpochCache>,
+    /// Idempotent producers' last batches, for duplicate and sequence checks.
+    producers: RefCell<ProducerStates>,
+    /// The log end when producer state was last snapshotted.
+    producers_snapshotted: Cell<i64>,
 }
+
+/// Kafka's `producer.id.expiration.ms` default: a producer silent this
+/// long is forgotten.
+const PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Offsets a reader sees alongside the bytes it read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +79,9 @@ impl Partition {
         let end = log.visible_offset();
         let epochs = EpochCache::open(dir, end)?;
         let high_watermark = read_high_watermark(dir)?.unwrap_or(0).clamp(log.log_start_offset(), end);
+        // A snapshot past the recovered end describes batches lost in a crash.
+        producers::remove_snapshots_after(dir, end)?;
+        let (producers, snapshotted) = rebuild_producers(dir, &log)?;
         Ok(Self {
             dir: dir.to_owned(),
             ring,
@@ -83,6 +95,8 @@ impl Partition {
             high_watermark: Cell::new(high_watermark),
             checkpointed_hw: Cell::new(high_watermark),
             epochs: RefCell::new(epochs),
+            producers: RefCell::new(producers),
+            producers_snapshotted: Cell::new(snapshotted),
         })
     }
 
@@ -136,6 +150,7 @@ impl Partition {
         } else {
             self.epochs.borrow_mut().truncate_from_end(end)?;
         }
+        self.reset_producers(end)?;
         self.high_watermark.set(self.high_watermark.get().min(end));
         self.durable.set(self.durable.get().min(end));
         let point = self.checkpointed.get();
@@ -159,7 +174,7 @@ impl Partition {
             return Err(StorageError::OffsetOutOfRange { offset: header.base_offset, start: end, end });
         }
         self.epochs.borrow_mut().assign(header.leader_epoch, header.base_offset)?;
-        self.append(batch).await
+        self.write(batch).await
     }
 
     /// Offsets below this are durable (fdatasync done).
@@ -172,14 +187,31 @@ impl Partition {
         self.sync_rounds.get()
     }
 
-    /// Appends one validated batch; resolves once it is written and, per
-    /// the fsync policy, durable. No partial batch ever becomes visible: a
-    /// failed write rolls the log back to its last complete batch.
-    pub async fn append(&self, mut batch: Vec<u8>) -> Result<(AppendInfo, LogOffsets), StorageError> {
+    /// Appends one validated batch from a client; resolves once it is
+    /// written and, per the fsync policy, durable. An idempotent producer's
+    /// batch is checked against its sequence first: a retry of a batch
+    /// already in the log is not written again but answered with where the
+    /// original went, once that is as durable as a new append would be.
+    pub async fn append(&self, batch: Vec<u8>) -> Result<(AppendInfo, LogOffsets), StorageError> {
+        let header = StoredBatch::parse(&batch).ok_or(StorageError::InvalidBatch("not a RecordBatch v2"))?;
+        let verdict = self.producers.borrow().check(&header)?;
+        if let Verdict::Duplicate(original) = verdict {
+            return self.settle_duplicate(original).await;
+        }
+        self.write(batch).await
+    }
+
+    /// Writes a batch at the log end. No partial batch ever becomes
+    /// visible: a failed write rolls the log back to its last complete batch.
+    async fn write(&self, mut batch: Vec<u8>) -> Result<(AppendInfo, LogOffsets), StorageError> {
         if self.sync_failed.get() {
             return Err(StorageError::Unavailable("an fsync failed; restart to recover"));
         }
+        let header = StoredBatch::parse(&batch).ok_or(StorageError::InvalidBatch("not a RecordBatch v2"))?;
         let reservation = self.log.borrow_mut().reserve(&mut batch)?;
+        // Recorded at once, so a retry arriving while this write is in
+        // flight is already recognised as a duplicate.
+        self.producers.borrow_mut().record(&StoredBatch { base_offset: reservation.info.base_offset, ..header });
         let data = self.ring.write_all_at(&reservation.file, batch, reservation.position);
         let indexes: Vec<_> = reservation
             .index_writes
@@ -193,21 +225,54 @@ impl Partition {
                 outcome = written;
             }
         }
-        let completed = self.log.borrow_mut().complete(reservation.ticket, outcome.is_ok());
+        let (completed, rolled_back) = {
+            let mut log = self.log.borrow_mut();
+            let before = log.epoch();
+            (log.complete(reservation.ticket, outcome.is_ok()), log.epoch() != before)
+        };
         self.progress.notify_waiters();
+        if rolled_back {
+            // Nothing is in flight at a rollback (and nothing new was
+            // reserved since the failure): the log as it stands is the
+            // whole truth for producer state too.
+            let end = self.log.borrow().next_offset();
+            self.reset_producers(end)?;
+        }
         completed?;
         outcome.map_err(|e| StorageError::Io { op: "append", path: self.dir.clone(), source: e })?;
-        let end = reservation.info.last_offset + 1;
-        // Acknowledge only once every earlier append is written too: an
-        // earlier failed write rolls this one back as well.
-        self.wait_visible(end, reservation.epoch).await?;
+        self.settle(reservation.info.last_offset + 1, reservation.epoch).await?;
+        Ok((reservation.info, self.offsets()))
+    }
+
+    /// Answers a retried batch once its original is visible and durable.
+    async fn settle_duplicate(&self, original: ProducerBatch) -> Result<(AppendInfo, LogOffsets), StorageError> {
+        let epoch = self.log.borrow().epoch();
+        self.settle(original.last_offset + 1, epoch).await?;
+        let info = AppendInfo { base_offset: original.base_offset, last_offset: original.last_offset };
+        Ok((info, self.offsets()))
+    }
+
+    /// Waits until offsets below `end` are visible and, per the fsync
+    /// policy, durable. Acknowledges only once every earlier append is
+    /// written too: an earlier failed write rolls this one back as well.
+    async fn settle(&self, end: i64, epoch: u64) -> Result<(), StorageError> {
+        self.wait_visible(end, epoch).await?;
         let policy = self.log.borrow().config().fsync;
         match policy {
-            FsyncPolicy::Never => {}
-            FsyncPolicy::Batch => self.wait_durable(end, true).await?,
-            FsyncPolicy::Always => self.wait_durable(end, false).await?,
+            FsyncPolicy::Never => Ok(()),
+            FsyncPolicy::Batch => self.wait_durable(end, true).await,
+            FsyncPolicy::Always => self.wait_durable(end, false).await,
         }
-        Ok((reservation.info, self.offsets()))
+    }
+
+    /// Rebuilds producer state for a log now ending at `end` (after a
+    /// truncation or rollback), dropping snapshots past it first.
+    fn reset_producers(&self, end: i64) -> Result<(), StorageError> {
+        producers::remove_snapshots_after(&self.dir, end)?;
+        let (states, snapshotted) = rebuild_producers(&self.dir, &self.log.borrow())?;
+        *self.producers.borrow_mut() = states;
+        self.producers_snapshotted.set(snapshotted);
+        Ok(())
     }
 
     /// Waits until offsets below `end` are visible, failing if a rollback
@@ -352,10 +417,12 @@ impl Partition {
         }
         let start = self.log.borrow_mut().delete_records_before(offset)?;
         self.epochs.borrow_mut().truncate_from_start(start)?;
+        self.producers.borrow_mut().retain_from(start);
         Ok(start)
     }
 
     /// Applies `retention.ms` / `retention.bytes`; returns segments deleted.
+    /// Also forgets producers silent for `producer.id.expiration.ms`.
     pub fn enforce_retention(&self, now_ms: i64) -> usize {
         let deleted = self.log.borrow_mut().enforce_retention(now_ms);
         if deleted > 0 {
@@ -363,7 +430,9 @@ impl Partition {
             if let Err(e) = self.epochs.borrow_mut().truncate_from_start(start) {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "cannot trim the leader epoch cache");
             }
+            self.producers.borrow_mut().retain_from(start);
         }
+        self.producers.borrow_mut().expire(now_ms, PRODUCER_ID_EXPIRATION_MS);
         deleted
     }
 
@@ -383,6 +452,14 @@ impl Partition {
             write_high_watermark(&self.dir, hw)?;
             self.checkpointed_hw.set(hw);
         }
+        // Producer state as of the log end (every reserved batch recorded):
+        // should those batches be lost, the snapshot lies past the
+        // recovered end and is dropped at open.
+        let end = self.log.borrow().next_offset();
+        if end != self.producers_snapshotted.get() {
+            producers::write_snapshot(&self.dir, end, &self.producers.borrow())?;
+            self.producers_snapshotted.set(end);
+        }
         let point = RecoveryPoint { offset: self.durable.get(), clean };
         if point == self.checkpointed.get() {
             return Ok(());
@@ -396,6 +473,16 @@ impl Partition {
     pub async fn delete(&self) -> Result<(), StorageError> {
         std::fs::remove_dir_all(&self.dir).map_err(StorageError::io("delete partition dir", &self.dir))
     }
+}
+
+/// Producer state for `log`: the newest snapshot at or below its end, then
+/// every batch after it. Returns the state and the snapshot's offset.
+fn rebuild_producers(dir: &Path, log: &PartitionLog) -> Result<(ProducerStates, i64), StorageError> {
+    let (at, mut states) = producers::load_snapshot(dir, log.next_offset())?;
+    let start = log.log_start_offset();
+    log.for_each_batch_from(at.max(start), |b| states.record(b))?;
+    states.retain_from(start);
+    Ok((states, at))
 }
 
 /// How many leading bytes of `buf` hold batches starting below `upto`

@@ -294,10 +294,21 @@ impl Segment {
         }
     }
 
+    /// Every visible batch's header holding offsets at or after `offset`.
+    pub fn for_each_batch_from(&self, offset: i64, mut f: impl FnMut(&StoredBatch)) -> Result<(), StorageError> {
+        self.scan_from(self.floor_position(offset), |b| {
+            if b.last_offset() >= offset {
+                f(b);
+            }
+            false
+        })
+        .map(|_| ())
+    }
+
     fn scan_from(
         &self,
         mut position: u64,
-        found: impl Fn(&StoredBatch) -> bool,
+        mut found: impl FnMut(&StoredBatch) -> bool,
     ) -> Result<Option<(u64, StoredBatch)>, StorageError> {
         let mut header = [0u8; BATCH_HEADER_LEN];
         // Only completed writes: reserved bytes may still be in flight.

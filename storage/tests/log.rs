@@ -38,6 +38,8 @@ fn batch(count: i32, max_ts: i64, filler: usize) -> Vec<u8> {
     b[27..35].copy_from_slice(&max_ts.to_be_bytes());
     b[35..43].copy_from_slice(&max_ts.to_be_bytes());
     b[57..61].copy_from_slice(&count.to_be_bytes());
+    // No producer id, epoch or sequence (-1), as non-idempotent clients send.
+    b[43..57].fill(0xff);
     for (i, x) in b[BATCH_HEADER_LEN..].iter_mut().enumerate() {
         *x = i as u8;
     }

@@ -10,6 +10,7 @@ mod delete_topics;
 mod describe_cluster;
 mod fetch;
 mod groups;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
@@ -60,6 +61,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::OffsetForLeaderEpoch, min: 0, max: 4 },
     ApiSpec { key: ApiKey::CreatePartitions, min: 0, max: 3 },
     ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 2 },
+    ApiSpec { key: ApiKey::InitProducerId, min: 0, max: 5 },
 ];
 
 /// Failures that end the connection (Kafka closes it for these too).
@@ -145,6 +147,10 @@ pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown, p
         ApiKey::DescribeCluster => {
             let resp = describe_cluster::handle(broker, req.decode("DescribeCluster")?);
             reply(&req, "DescribeCluster", &resp)
+        }
+        ApiKey::InitProducerId => {
+            let resp = init_producer_id::handle(broker, req.decode("InitProducerId")?).await;
+            reply(&req, "InitProducerId", &resp)
         }
         ApiKey::DeleteRecords => {
             let resp = delete_records::handle(broker, req.decode("DeleteRecords")?, version).await;

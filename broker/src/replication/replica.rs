@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use sluice_raft::{PartitionState, NO_LEADER};
-use sluice_storage::{set_leader_epoch, AppendInfo, LogOffsets, Partition, StorageError};
+use sluice_storage::{set_leader_epoch, AppendInfo, LogOffsets, Partition, SequenceError, StorageError};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -331,7 +331,15 @@ impl Replica {
             _ => return Err(CommitError::Kafka(ResponseError::NotLeaderOrFollower)),
         };
         set_leader_epoch(&mut batch, epoch);
-        let appended = self.log.append(batch).await.map_err(CommitError::Storage)?;
+        let appended = self.log.append(batch).await.map_err(|e| match e {
+            StorageError::Sequence(SequenceError::StaleEpoch { .. }) => {
+                CommitError::Kafka(ResponseError::InvalidProducerEpoch)
+            }
+            StorageError::Sequence(SequenceError::OutOfOrder { .. }) => {
+                CommitError::Kafka(ResponseError::OutOfOrderSequenceNumber)
+            }
+            e => CommitError::Storage(e),
+        })?;
         // Wakes followers' fetches (and consumers', if the HW moved too).
         self.progress.notify_waiters();
         self.update_high_watermark();

@@ -81,6 +81,13 @@ impl Broker {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         (status.code().unwrap_or(-1), dir)
     }
+
+    /// SIGKILL: no shutdown work at all, as in a crash.
+    pub fn kill9(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
 }
 
 fn unsafe_kill(pid: u32, signal: &str) {
@@ -159,6 +166,12 @@ impl Client {
 
 /// An uncompressed v2 batch of `values`, built by the kafka-protocol crate.
 pub fn batch(values: &[&[u8]]) -> Bytes {
+    producer_batch(-1, -1, 0, values)
+}
+
+/// A batch from producer `producer_id` in `epoch`, its records numbered
+/// from sequence `first_seq` (-1 and -1: no producer).
+pub fn producer_batch(producer_id: i64, epoch: i16, first_seq: i32, values: &[&[u8]]) -> Bytes {
     use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
     let records: Vec<Record> = values
         .iter()
@@ -168,12 +181,12 @@ pub fn batch(values: &[&[u8]]) -> Bytes {
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder keeps records in one batch while offset - sequence is constant.
-            sequence: i as i32,
+            sequence: first_seq + i as i32,
             timestamp: 1_700_000_000_000 + i as i64,
             key: None,
             value: Some(Bytes::copy_from_slice(v)),

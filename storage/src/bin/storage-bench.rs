@@ -54,6 +54,8 @@ fn batch(bytes: usize, records: i32) -> Vec<u8> {
     b[27..35].copy_from_slice(&now.to_be_bytes());
     b[35..43].copy_from_slice(&now.to_be_bytes());
     b[57..61].copy_from_slice(&records.to_be_bytes());
+    // No producer id, epoch or sequence (-1), as non-idempotent clients send.
+    b[43..57].fill(0xff);
     let crc = crc32c::crc32c(&b[21..]);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
     b

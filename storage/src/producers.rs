@@ -1,0 +1,336 @@
+//! Idempotent producers' state in one partition, as Kafka's
+//! ProducerStateManager keeps it: per producer id, its epoch and the
+//! sequence ranges and offsets of its last five batches. A retried batch is
+//! recognised and answered with its original offsets; a sequence gap or a
+//! stale epoch is refused. The state is rebuilt from the log at open,
+//! starting from the newest snapshot at or below the log end (one is
+//! written at each checkpoint), so recovery reads only the log's tail.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use crate::batch::StoredBatch;
+use crate::error::StorageError;
+
+/// Batches remembered per producer: clients keep at most five in flight.
+const TRACKED_BATCHES: usize = 5;
+/// Snapshots kept: the newest may lie past the log end after a crash.
+const SNAPSHOTS_KEPT: usize = 2;
+const SNAPSHOT_SUFFIX: &str = ".producers";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS1";
+
+/// Where one producer's batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerBatch {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Producer {
+    epoch: i16,
+    /// Oldest first, at most [`TRACKED_BATCHES`].
+    batches: VecDeque<ProducerBatch>,
+}
+
+/// What to do with a client's batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Append,
+    /// Already in the log: answer with where it went.
+    Duplicate(ProducerBatch),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SequenceError {
+    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
+    StaleEpoch { producer_id: i64, epoch: i16, current: i16 },
+    #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got} (epoch {epoch})")]
+    OutOfOrder { producer_id: i64, epoch: i16, expected: i32, got: i32 },
+}
+
+/// Every producer's state in one partition.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ProducerStates {
+    producers: HashMap<i64, Producer>,
+}
+
+/// The last sequence of a batch, wrapping past `i32::MAX` as Kafka's do.
+fn last_sequence(batch: &StoredBatch) -> i32 {
+    batch.base_sequence.wrapping_add(batch.last_offset_delta) & i32::MAX
+}
+
+fn next_sequence(seq: i32) -> i32 {
+    if seq == i32::MAX {
+        0
+    } else {
+        seq + 1
+    }
+}
+
+impl ProducerStates {
+    /// Kafka's checks for a client's batch, in its order: a duplicate of a
+    /// remembered batch first, then the epoch, then the sequence. A batch
+    /// without a producer id, or from a producer this partition does not
+    /// know (new, or whose state was removed with old data), is appended.
+    pub fn check(&self, batch: &StoredBatch) -> Result<Verdict, SequenceError> {
+        if batch.producer_id < 0 {
+            return Ok(Verdict::Append);
+        }
+        let Some(producer) = self.producers.get(&batch.producer_id) else {
+            return Ok(Verdict::Append);
+        };
+        let (producer_id, epoch, first) = (batch.producer_id, batch.producer_epoch, batch.base_sequence);
+        if epoch == producer.epoch {
+            let last = last_sequence(batch);
+            if let Some(b) = producer.batches.iter().find(|b| b.first_seq == first && b.last_seq == last) {
+                return Ok(Verdict::Duplicate(*b));
+            }
+        }
+        if epoch < producer.epoch {
+            return Err(SequenceError::StaleEpoch { producer_id, epoch, current: producer.epoch });
+        }
+        let expected = match producer.batches.back() {
+            // A new epoch starts its sequences again.
+            _ if epoch != producer.epoch => 0,
+            Some(b) => next_sequence(b.last_seq),
+            None => return Ok(Verdict::Append),
+        };
+        if first != expected {
+            return Err(SequenceError::OutOfOrder { producer_id, epoch, expected, got: first });
+        }
+        Ok(Verdict::Append)
+    }
+
+    /// Records a batch now in the log (its offsets assigned).
+    pub fn record(&mut self, batch: &StoredBatch) {
+        if batch.producer_id < 0 {
+            return;
+        }
+        let producer = self
+            .producers
+            .entry(batch.producer_id)
+            .or_insert_with(|| Producer { epoch: batch.producer_epoch, batches: VecDeque::new() });
+        if batch.producer_epoch != producer.epoch {
+            producer.epoch = batch.producer_epoch;
+            producer.batches.clear();
+        }
+        if producer.batches.len() == TRACKED_BATCHES {
+            producer.batches.pop_front();
+        }
+        producer.batches.push_back(ProducerBatch {
+            first_seq: batch.base_sequence,
+            last_seq: last_sequence(batch),
+            base_offset: batch.base_offset,
+            last_offset: batch.last_offset(),
+            max_timestamp: batch.max_timestamp,
+        });
+    }
+
+    /// Forgets producers whose last batch lies below the log start (its
+    /// data was deleted), as Kafka does when the log start moves.
+    pub fn retain_from(&mut self, log_start: i64) {
+        self.producers.retain(|_, p| p.batches.back().is_some_and(|b| b.last_offset >= log_start));
+    }
+
+    /// Forgets producers silent (by their batches' timestamps) for longer
+    /// than `max_idle_ms` (Kafka's `producer.id.expiration.ms`).
+    pub fn expire(&mut self, now_ms: i64, max_idle_ms: i64) {
+        self.producers.retain(|_, p| p.batches.back().is_some_and(|b| now_ms - b.max_timestamp <= max_idle_ms));
+    }
+
+    fn encode(&self, offset: i64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.producers.len() * 64);
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&offset.to_be_bytes());
+        out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        for (id, p) in &self.producers {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&p.epoch.to_be_bytes());
+            out.push(p.batches.len() as u8);
+            for b in &p.batches {
+                out.extend_from_slice(&b.first_seq.to_be_bytes());
+                out.extend_from_slice(&b.last_seq.to_be_bytes());
+                out.extend_from_slice(&b.base_offset.to_be_bytes());
+                out.extend_from_slice(&b.last_offset.to_be_bytes());
+                out.extend_from_slice(&b.max_timestamp.to_be_bytes());
+            }
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    /// Reads a snapshot; `None` if it is torn or not one of ours.
+    fn decode(bytes: &[u8]) -> Option<(i64, Self)> {
+        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+        if crc32c::crc32c(body).to_be_bytes() != crc || body.get(..4)? != SNAPSHOT_MAGIC {
+            return None;
+        }
+        let mut r = Reader(&body[4..]);
+        let offset = r.i64()?;
+        let count = r.u32()?;
+        let mut states = Self::default();
+        for _ in 0..count {
+            let id = r.i64()?;
+            let epoch = r.i16()?;
+            let n = r.u8()?;
+            let mut batches = VecDeque::with_capacity(TRACKED_BATCHES);
+            for _ in 0..n {
+                batches.push_back(ProducerBatch {
+                    first_seq: r.i32()?,
+                    last_seq: r.i32()?,
+                    base_offset: r.i64()?,
+                    last_offset: r.i64()?,
+                    max_timestamp: r.i64()?,
+                });
+            }
+            states.producers.insert(id, Producer { epoch, batches });
+        }
+        Some((offset, states))
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|b| b[0])
+    }
+    fn i16(&mut self) -> Option<i16> {
+        self.take().map(i16::from_be_bytes)
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take().map(i32::from_be_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_be_bytes)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take().map(i64::from_be_bytes)
+    }
+}
+
+fn snapshot_offsets(dir: &Path) -> Result<Vec<i64>, StorageError> {
+    let mut offsets: Vec<i64> = std::fs::read_dir(dir)
+        .map_err(StorageError::io("list partition dir", dir))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(SNAPSHOT_SUFFIX)?.parse().ok())
+        .collect();
+    offsets.sort_unstable();
+    Ok(offsets)
+}
+
+fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
+    dir.join(format!("{offset:020}{SNAPSHOT_SUFFIX}"))
+}
+
+/// Writes the state as of `offset` (every batch below it recorded) and
+/// keeps only the newest snapshots.
+pub fn write_snapshot(dir: &Path, offset: i64, states: &ProducerStates) -> Result<(), StorageError> {
+    let name = format!("{offset:020}{SNAPSHOT_SUFFIX}");
+    crate::log::write_atomically(dir, &name, states.encode(offset))?;
+    let offsets = snapshot_offsets(dir)?;
+    for old in offsets.iter().rev().skip(SNAPSHOTS_KEPT) {
+        let _ = std::fs::remove_file(snapshot_path(dir, *old));
+    }
+    Ok(())
+}
+
+/// Removes snapshots taken past `end` (the log was cut back below them).
+pub fn remove_snapshots_after(dir: &Path, end: i64) -> Result<(), StorageError> {
+    for offset in snapshot_offsets(dir)?.into_iter().filter(|&o| o > end) {
+        let path = snapshot_path(dir, offset);
+        std::fs::remove_file(&path).map_err(StorageError::io("remove producer snapshot", &path))?;
+    }
+    Ok(())
+}
+
+/// The newest readable snapshot at or below `end`: its offset and state
+/// (offset 0 and an empty state if there is none).
+pub fn load_snapshot(dir: &Path, end: i64) -> Result<(i64, ProducerStates), StorageError> {
+    for offset in snapshot_offsets(dir)?.into_iter().rev().filter(|&o| o <= end) {
+        let path = snapshot_path(dir, offset);
+        let bytes = std::fs::read(&path).map_err(StorageError::io("read producer snapshot", &path))?;
+        match ProducerStates::decode(&bytes) {
+            Some((at, states)) if at == offset => return Ok((offset, states)),
+            _ => tracing::warn!(path = %path.display(), "ignoring an unreadable producer snapshot"),
+        }
+    }
+    Ok((0, ProducerStates::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(producer_id: i64, epoch: i16, first_seq: i32, count: i32, base_offset: i64) -> StoredBatch {
+        StoredBatch {
+            base_offset,
+            size: 100,
+            last_offset_delta: count - 1,
+            max_timestamp: 1_000,
+            leader_epoch: 0,
+            producer_id,
+            producer_epoch: epoch,
+            base_sequence: first_seq,
+        }
+    }
+
+    #[test]
+    fn duplicates_gaps_and_stale_epochs_as_kafka_decides_them() {
+        let mut s = ProducerStates::default();
+        let first = batch(7, 0, 0, 10, 100);
+        assert_eq!(s.check(&first), Ok(Verdict::Append));
+        s.record(&first);
+        let dup = s.check(&batch(7, 0, 0, 10, -1)).unwrap();
+        assert!(matches!(dup, Verdict::Duplicate(b) if b.base_offset == 100 && b.last_offset == 109));
+        assert_eq!(s.check(&batch(7, 0, 10, 5, -1)), Ok(Verdict::Append));
+        assert!(matches!(s.check(&batch(7, 0, 11, 5, -1)), Err(SequenceError::OutOfOrder { expected: 10, .. })));
+        // A new epoch restarts at sequence 0; an old one is fenced.
+        assert!(matches!(s.check(&batch(7, 1, 10, 5, -1)), Err(SequenceError::OutOfOrder { expected: 0, .. })));
+        s.record(&batch(7, 1, 0, 1, 110));
+        assert!(matches!(s.check(&batch(7, 0, 10, 5, -1)), Err(SequenceError::StaleEpoch { current: 1, .. })));
+        // Unknown producers and non-idempotent batches are appended as they come.
+        assert_eq!(s.check(&batch(8, 0, 42, 1, -1)), Ok(Verdict::Append));
+        assert_eq!(s.check(&batch(-1, -1, -1, 1, -1)), Ok(Verdict::Append));
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered_and_sequences_wrap() {
+        let mut s = ProducerStates::default();
+        for i in 0..6 {
+            s.record(&batch(1, 0, i, 1, i64::from(i)));
+        }
+        assert!(matches!(s.check(&batch(1, 0, 1, 1, -1)), Ok(Verdict::Duplicate(_))));
+        assert!(matches!(s.check(&batch(1, 0, 0, 1, -1)), Err(SequenceError::OutOfOrder { .. })));
+        s.record(&batch(2, 0, i32::MAX - 1, 2, 10));
+        assert_eq!(s.check(&batch(2, 0, 0, 1, -1)), Ok(Verdict::Append));
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_the_newest_below_the_end_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ProducerStates::default();
+        s.record(&batch(1, 3, 0, 4, 0));
+        write_snapshot(dir.path(), 4, &s).unwrap();
+        s.record(&batch(2, 0, 0, 1, 4));
+        write_snapshot(dir.path(), 5, &s).unwrap();
+        let at_five = s.clone();
+        s.record(&batch(2, 0, 1, 1, 5));
+        write_snapshot(dir.path(), 6, &s).unwrap();
+        assert_eq!(snapshot_offsets(dir.path()).unwrap(), vec![5, 6], "only the newest two are kept");
+        assert_eq!(load_snapshot(dir.path(), 5).unwrap(), (5, at_five));
+        assert_eq!(load_snapshot(dir.path(), 6).unwrap(), (6, s));
+        remove_snapshots_after(dir.path(), 5).unwrap();
+        assert_eq!(snapshot_offsets(dir.path()).unwrap(), vec![5]);
+        assert_eq!(load_snapshot(dir.path(), 4).unwrap(), (0, ProducerStates::default()));
+    }
+}
