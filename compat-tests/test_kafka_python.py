@@ -1,14 +1,13 @@
 """kafka-python (pure-Python client, its own protocol code) producing with
-acks=all and fetching back by assign/seek."""
+its defaults (idempotent, acks=all) and fetching back by assign/seek."""
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 
 def test_produce_and_fetch_round_trip(broker):
-    # Idempotence (kafka-python 3.x default) needs InitProducerId: issue 7.
-    producer = KafkaProducer(
-        bootstrap_servers=broker.bootstrap, acks="all", compression_type="gzip", linger_ms=5, enable_idempotence=False
-    )
+    # kafka-python 3.x defaults to the idempotent producer (InitProducerId first).
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", compression_type="gzip", linger_ms=5)
+    assert producer.config["enable_idempotence"]
     futures = [
         producer.send("kp", key=f"k{i}".encode(), value=f"v{i}".encode(), headers=[("n", str(i).encode())])
         for i in range(5000)
