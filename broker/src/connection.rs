@@ -68,6 +68,8 @@ impl Connection {
                     Ok(Some(frame)) => self.handle(frame.freeze()).await?,
                     Ok(None) => break,
                     Err(e) => {
+                        // Answer what came before it, as one-at-a-time processing would.
+                        self.drain().await?;
                         tracing::warn!(peer = %self.peer, error = %e, "closing connection: bad frame");
                         return Err(Closed);
                     }
@@ -95,7 +97,8 @@ impl Connection {
                     if !buf.is_empty() {
                         tracing::warn!(peer = %self.peer, pending_bytes = buf.len(), "connection closed mid-request");
                     }
-                    return Err(Closed);
+                    // A half-closed client may still read its answers.
+                    return self.drain().await;
                 }
                 Event::Read(Ok(_)) | Event::Shutdown => {}
                 Event::Read(Err(e)) => {

@@ -76,6 +76,8 @@ fn retries_gaps_and_stale_epochs_as_kafka_answers_them() {
     assert_eq!(produce(&mut c, producer_batch(pid, 1, 3, &[b"d"])).0, ResponseError::OutOfOrderSequenceNumber.code());
     assert_eq!(produce(&mut c, producer_batch(pid, 1, 0, &[b"d"])), (0, 3));
     assert_eq!(produce(&mut c, producer_batch(pid, 0, 3, &[b"e"])).0, ResponseError::InvalidProducerEpoch.code());
+    // A producer id without a sequence is malformed, as Kafka's LogValidator says.
+    assert_eq!(produce(&mut c, producer_batch(pid, 1, -1, &[b"x"])).0, ResponseError::InvalidRecord.code());
     // A producer the partition never saw may start anywhere (Kafka 2.5+).
     assert_eq!(produce(&mut c, producer_batch(pid + 1, 0, 7, &[b"f"])), (0, 4));
 

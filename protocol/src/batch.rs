@@ -154,6 +154,9 @@ pub fn validate_produced(records: &[u8], produce_version: i16) -> Result<BatchHe
     if h.is_transactional() && h.producer_id < 0 {
         return invalid("transactional batch without a producer id");
     }
+    if h.producer_id >= 0 && h.base_sequence < 0 {
+        return invalid("batch with a producer id but no sequence number");
+    }
     let payload = &records[HEADER_LEN..size];
     let mut body = decompress::reader(h.compression(), payload)
         .map_err(|e| BatchError::Corrupt(format!("cannot decompress records: {e}")))?;

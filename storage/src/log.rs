@@ -74,6 +74,9 @@ pub struct RecoveryPoint {
 pub struct AppendInfo {
     pub base_offset: i64,
     pub last_offset: i64,
+    /// For a producer's retry answered from the log: the original batch's
+    /// max timestamp (its log append time on LogAppendTime topics).
+    pub duplicate_of: Option<i64>,
 }
 
 /// Bytes read from one segment, starting at a batch boundary. Like Kafka,
@@ -296,7 +299,7 @@ impl PartitionLog {
         Ok(Reservation {
             ticket,
             epoch: self.epoch,
-            info: AppendInfo { base_offset, last_offset: info.last_offset() },
+            info: AppendInfo { base_offset, last_offset: info.last_offset(), duplicate_of: None },
             file,
             position,
             index_writes,

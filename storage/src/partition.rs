@@ -137,6 +137,7 @@ impl Partition {
     /// it empty at `offset` with `reset`), for a follower matching its
     /// leader's log. Returns the new log end.
     pub fn truncate_to(&self, offset: i64, reset: bool) -> Result<i64, StorageError> {
+        let before = self.log.borrow().next_offset();
         let end = {
             let mut log = self.log.borrow_mut();
             if reset {
@@ -150,9 +151,11 @@ impl Partition {
         } else {
             self.epochs.borrow_mut().truncate_from_end(end)?;
         }
-        self.reset_producers(end)?;
         self.high_watermark.set(self.high_watermark.get().min(end));
         self.durable.set(self.durable.get().min(end));
+        if reset || end != before {
+            self.reset_producers(end);
+        }
         let point = self.checkpointed.get();
         if point.offset > end || point.clean {
             let point = RecoveryPoint { offset: point.offset.min(end), clean: false };
@@ -236,7 +239,7 @@ impl Partition {
             // reserved since the failure): the log as it stands is the
             // whole truth for producer state too.
             let end = self.log.borrow().next_offset();
-            self.reset_producers(end)?;
+            self.reset_producers(end);
         }
         completed?;
         outcome.map_err(|e| StorageError::Io { op: "append", path: self.dir.clone(), source: e })?;
@@ -248,7 +251,11 @@ impl Partition {
     async fn settle_duplicate(&self, original: ProducerBatch) -> Result<(AppendInfo, LogOffsets), StorageError> {
         let epoch = self.log.borrow().epoch();
         self.settle(original.last_offset + 1, epoch).await?;
-        let info = AppendInfo { base_offset: original.base_offset, last_offset: original.last_offset };
+        let info = AppendInfo {
+            base_offset: original.base_offset,
+            last_offset: original.last_offset,
+            duplicate_of: Some(original.max_timestamp),
+        };
         Ok((info, self.offsets()))
     }
 
@@ -266,13 +273,19 @@ impl Partition {
     }
 
     /// Rebuilds producer state for a log now ending at `end` (after a
-    /// truncation or rollback), dropping snapshots past it first.
-    fn reset_producers(&self, end: i64) -> Result<(), StorageError> {
-        producers::remove_snapshots_after(&self.dir, end)?;
-        let (states, snapshotted) = rebuild_producers(&self.dir, &self.log.borrow())?;
+    /// truncation or rollback), dropping snapshots past it first. Should
+    /// that fail, the state starts empty: every producer is then unknown and
+    /// may continue at any sequence, rather than be matched against batches
+    /// that are gone.
+    fn reset_producers(&self, end: i64) {
+        let rebuilt = producers::remove_snapshots_after(&self.dir, end)
+            .and_then(|()| rebuild_producers(&self.dir, &self.log.borrow()));
+        let (states, snapshotted) = rebuilt.unwrap_or_else(|e| {
+            tracing::error!(dir = %self.dir.display(), error = %e, "cannot rebuild producer state; starting empty");
+            (ProducerStates::default(), -1)
+        });
         *self.producers.borrow_mut() = states;
         self.producers_snapshotted.set(snapshotted);
-        Ok(())
     }
 
     /// Waits until offsets below `end` are visible, failing if a rollback

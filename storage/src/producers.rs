@@ -245,10 +245,16 @@ pub fn write_snapshot(dir: &Path, offset: i64, states: &ProducerStates) -> Resul
 }
 
 /// Removes snapshots taken past `end` (the log was cut back below them).
+/// The removal is made durable: a snapshot that came back after a power
+/// loss would describe a log tail that no longer exists.
 pub fn remove_snapshots_after(dir: &Path, end: i64) -> Result<(), StorageError> {
-    for offset in snapshot_offsets(dir)?.into_iter().filter(|&o| o > end) {
+    let doomed: Vec<i64> = snapshot_offsets(dir)?.into_iter().filter(|&o| o > end).collect();
+    for &offset in &doomed {
         let path = snapshot_path(dir, offset);
         std::fs::remove_file(&path).map_err(StorageError::io("remove producer snapshot", &path))?;
+    }
+    if !doomed.is_empty() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(StorageError::io("fsync", dir))?;
     }
     Ok(())
 }

@@ -89,10 +89,13 @@ pub type LaterReply = std::pin::Pin<Box<dyn std::future::Future<Output = Reply>>
 /// client's pipelined produces share fsyncs instead of waiting one by one.
 pub async fn start_produce(broker: &Arc<Broker>, req: Request) -> Result<LaterReply, HandleError> {
     let version = check_version(&req)?;
+    let correlation_id = req.header.correlation_id;
     let started = produce::start(broker, req.decode("Produce")?, version).await;
+    // The request (and its frame) is dropped here: only the answer waits.
+    drop(req);
     Ok(Box::pin(async move {
         match started.finish().await {
-            Some(resp) => reply(&req, "Produce", &resp),
+            Some(resp) => Ok(Some(encode_response("Produce", correlation_id, version, &resp)?)),
             None => Ok(None),
         }
     }))

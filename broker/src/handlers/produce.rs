@@ -167,7 +167,8 @@ fn finish_append(
         Ok(Ok((info, offsets))) => PartitionProduceResponse::default()
             .with_index(index)
             .with_base_offset(info.base_offset)
-            .with_log_append_time_ms(append_time)
+            // A retry answered from the log keeps the original's append time.
+            .with_log_append_time_ms(if append_time >= 0 { info.duplicate_of.unwrap_or(append_time) } else { -1 })
             .with_log_start_offset(offsets.log_start_offset),
         Ok(Err(CommitError::Storage(e))) => {
             tracing::error!(partition = index, error = %e, "append failed");
