@@ -129,6 +129,23 @@ def test_killing_a_partition_leader_loses_no_acknowledged_record(cluster):
     assert not missing, f"{len(missing)} acknowledged records lost, e.g. {missing[:5]}"
 
 
+def test_an_idempotent_producer_across_leader_failover_writes_each_record_once(cluster):
+    # Followers track producer state as they replicate, so the new leader
+    # recognises retries of batches the old one had already replicated.
+    create_topic(cluster, "idem-failover", config={"min.insync.replicas": "2"})
+    with Writer(cluster.bootstrap, "idem-failover", **{"enable.idempotence": True}) as writer:
+        wait_for("records before the kill", lambda: len(writer.acked) > 2000)
+        leader, _ = partition_state(cluster, "idem-failover")
+        cluster.nodes[leader].kill9()
+        acked_at_kill = len(writer.acked)
+        wait_for("records after failover", lambda: len(writer.acked) > acked_at_kill + 2000, timeout=60)
+    assert not writer.errors, writer.errors[:5]
+    end = max(offset for _, offset in writer.acked.values()) + 1
+    values = [int(m.value()) for m in consume_range(cluster.bootstrap, "idem-failover", 0, 0, end)]
+    assert values == list(range(len(values))), "each record exactly once, in order"
+    assert all(values[offset] == seq for seq, (_, offset) in writer.acked.items())
+
+
 def test_losing_the_controller_elects_another(cluster):
     controller = admin_of(cluster.running()).list_topics(timeout=10).controller_id
     assert controller in cluster.nodes
