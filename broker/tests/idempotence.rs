@@ -46,6 +46,16 @@ fn produce(c: &mut Client, records: Bytes) -> (i16, i64) {
     (p.error_code, p.base_offset)
 }
 
+fn describe_producers(c: &mut Client, topic: &str) -> (i16, Vec<(i64, i32, i32)>) {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(TopicName(StrBytes::from_string(topic.into())))
+        .with_partition_indexes(vec![0])]);
+    let resp: DescribeProducersResponse = c.call(ApiKey::DescribeProducers, 0, &req);
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.active_producers.iter().map(|s| (s.producer_id.0, s.producer_epoch, s.last_sequence)).collect())
+}
+
 #[test]
 fn producer_ids_are_never_handed_out_twice() {
     let broker = Broker::start(&[]);
@@ -80,6 +90,11 @@ fn retries_gaps_and_stale_epochs_as_kafka_answers_them() {
     assert_eq!(produce(&mut c, producer_batch(pid, 1, -1, &[b"x"])).0, ResponseError::InvalidRecord.code());
     // A producer the partition never saw may start anywhere (Kafka 2.5+).
     assert_eq!(produce(&mut c, producer_batch(pid + 1, 0, 7, &[b"f"])), (0, 4));
+
+    let (error, producers) = describe_producers(&mut c, "idem");
+    assert_eq!(error, 0);
+    assert_eq!(producers, vec![(pid, 1, 0), (pid + 1, 0, 7)], "(id, epoch, last sequence) per producer");
+    assert_eq!(describe_producers(&mut c, "nope").0, ResponseError::UnknownTopicOrPartition.code());
 
     // After a crash the state is rebuilt from the log: the last batch is
     // still recognised, the next sequence still expected.

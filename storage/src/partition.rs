@@ -116,6 +116,11 @@ impl Partition {
         self.high_watermark.replace(offset) != offset
     }
 
+    /// The producers this log remembers: (id, epoch, last batch), by id.
+    pub fn active_producers(&self) -> Vec<(i64, i16, ProducerBatch)> {
+        self.producers.borrow().active()
+    }
+
     /// Records that leader epoch `epoch` starts at the current log end.
     pub fn assign_leader_epoch(&self, epoch: i32) -> Result<(), StorageError> {
         let start = self.log.borrow().next_offset();

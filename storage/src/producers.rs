@@ -142,6 +142,14 @@ impl ProducerStates {
         self.producers.retain(|_, p| p.batches.back().is_some_and(|b| now_ms - b.max_timestamp <= max_idle_ms));
     }
 
+    /// Every producer with a batch in the log: (id, epoch, its last batch).
+    pub fn active(&self) -> Vec<(i64, i16, ProducerBatch)> {
+        let mut all: Vec<_> =
+            self.producers.iter().filter_map(|(&id, p)| Some((id, p.epoch, *p.batches.back()?))).collect();
+        all.sort_unstable_by_key(|(id, _, _)| *id);
+        all
+    }
+
     fn encode(&self, offset: i64) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.producers.len() * 64);
         out.extend_from_slice(SNAPSHOT_MAGIC);

@@ -8,6 +8,7 @@ mod create_topics;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod describe_producers;
 mod fetch;
 mod groups;
 mod init_producer_id;
@@ -62,6 +63,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::CreatePartitions, min: 0, max: 3 },
     ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 2 },
     ApiSpec { key: ApiKey::InitProducerId, min: 0, max: 5 },
+    ApiSpec { key: ApiKey::DescribeProducers, min: 0, max: 0 },
 ];
 
 /// Failures that end the connection (Kafka closes it for these too).
@@ -150,6 +152,10 @@ pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown, p
         ApiKey::DescribeCluster => {
             let resp = describe_cluster::handle(broker, req.decode("DescribeCluster")?);
             reply(&req, "DescribeCluster", &resp)
+        }
+        ApiKey::DescribeProducers => {
+            let resp = describe_producers::handle(broker, req.decode("DescribeProducers")?).await;
+            reply(&req, "DescribeProducers", &resp)
         }
         ApiKey::InitProducerId => {
             let resp = init_producer_id::handle(broker, req.decode("InitProducerId")?).await;
