@@ -250,6 +250,15 @@ impl PartitionLog {
         self.visible_offset
     }
 
+    /// The base offset of every segment, oldest first.
+    pub fn segment_bases(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
     pub fn log_start_offset(&self) -> i64 {
         self.segments.values().next().map_or(0, |s| s.base_offset).max(self.log_start)
     }

@@ -216,7 +216,18 @@ impl Partition {
             return Err(StorageError::Unavailable("an fsync failed; restart to recover"));
         }
         let header = StoredBatch::parse(&batch).ok_or(StorageError::InvalidBatch("not a RecordBatch v2"))?;
-        let reservation = self.log.borrow_mut().reserve(&mut batch)?;
+        let (reservation, rolled) = {
+            let mut log = self.log.borrow_mut();
+            let segments = log.segment_count();
+            let reservation = log.reserve(&mut batch)?;
+            let rolled = log.segment_count() != segments;
+            (reservation, rolled)
+        };
+        if rolled {
+            // The new segment starts at this batch: snapshot producer state
+            // as of its base, before this batch is recorded.
+            self.snapshot_producers(reservation.info.base_offset);
+        }
         // Recorded at once, so a retry arriving while this write is in
         // flight is already recognised as a duplicate.
         self.producers.borrow_mut().record(&StoredBatch { base_offset: reservation.info.base_offset, ..header });
@@ -250,6 +261,16 @@ impl Partition {
         outcome.map_err(|e| StorageError::Io { op: "append", path: self.dir.clone(), source: e })?;
         self.settle(reservation.info.last_offset + 1, reservation.epoch).await?;
         Ok((reservation.info, self.offsets()))
+    }
+
+    /// Snapshots producer state as of `offset` (best effort: without it a
+    /// rebuild only reads further back).
+    fn snapshot_producers(&self, offset: i64) {
+        let bases = self.log.borrow().segment_bases();
+        match producers::write_snapshot(&self.dir, offset, &self.producers.borrow(), &bases) {
+            Ok(()) => self.producers_snapshotted.set(offset),
+            Err(e) => tracing::warn!(dir = %self.dir.display(), error = %e, "cannot snapshot producer state"),
+        }
     }
 
     /// Answers a retried batch once its original is visible and durable.
@@ -449,6 +470,9 @@ impl Partition {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "cannot trim the leader epoch cache");
             }
             self.producers.borrow_mut().retain_from(start);
+            if let Err(e) = producers::remove_snapshots_before(&self.dir, start) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove old producer snapshots");
+            }
         }
         self.producers.borrow_mut().expire(now_ms, PRODUCER_ID_EXPIRATION_MS);
         deleted
@@ -475,7 +499,8 @@ impl Partition {
         // recovered end and is dropped at open.
         let end = self.log.borrow().next_offset();
         if end != self.producers_snapshotted.get() {
-            producers::write_snapshot(&self.dir, end, &self.producers.borrow())?;
+            let bases = self.log.borrow().segment_bases();
+            producers::write_snapshot(&self.dir, end, &self.producers.borrow(), &bases)?;
             self.producers_snapshotted.set(end);
         }
         let point = RecoveryPoint { offset: self.durable.get(), clean };

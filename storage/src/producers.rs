@@ -3,8 +3,10 @@
 //! sequence ranges and offsets of its last five batches. A retried batch is
 //! recognised and answered with its original offsets; a sequence gap or a
 //! stale epoch is refused. The state is rebuilt from the log at open,
-//! starting from the newest snapshot at or below the log end (one is
-//! written at each checkpoint), so recovery reads only the log's tail.
+//! starting from the newest snapshot at or below the log end, so recovery
+//! reads only the log's tail. Snapshots are written at each segment roll
+//! (kept while the segment exists, as Kafka does: a truncation then never
+//! rescans more than a segment) and at each checkpoint (the newest two kept).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ use crate::error::StorageError;
 
 /// Batches remembered per producer: clients keep at most five in flight.
 const TRACKED_BATCHES: usize = 5;
-/// Snapshots kept: the newest may lie past the log end after a crash.
+/// Checkpoint snapshots kept: the newest may lie past the log end after a crash.
 const SNAPSHOTS_KEPT: usize = 2;
 const SNAPSHOT_SUFFIX: &str = ".producers";
 const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS1";
@@ -240,14 +242,27 @@ fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
     dir.join(format!("{offset:020}{SNAPSHOT_SUFFIX}"))
 }
 
-/// Writes the state as of `offset` (every batch below it recorded) and
-/// keeps only the newest snapshots.
-pub fn write_snapshot(dir: &Path, offset: i64, states: &ProducerStates) -> Result<(), StorageError> {
+/// Writes the state as of `offset` (every batch below it recorded), then
+/// removes older snapshots except the newest few and those at `segment_bases`.
+pub fn write_snapshot(
+    dir: &Path,
+    offset: i64,
+    states: &ProducerStates,
+    segment_bases: &[i64],
+) -> Result<(), StorageError> {
     let name = format!("{offset:020}{SNAPSHOT_SUFFIX}");
     crate::log::write_atomically(dir, &name, states.encode(offset))?;
     let offsets = snapshot_offsets(dir)?;
-    for old in offsets.iter().rev().skip(SNAPSHOTS_KEPT) {
+    for old in offsets.iter().rev().skip(SNAPSHOTS_KEPT).filter(|o| segment_bases.binary_search(o).is_err()) {
         let _ = std::fs::remove_file(snapshot_path(dir, *old));
+    }
+    Ok(())
+}
+
+/// Removes snapshots below the log start (their segments are gone).
+pub fn remove_snapshots_before(dir: &Path, start: i64) -> Result<(), StorageError> {
+    for offset in snapshot_offsets(dir)?.into_iter().filter(|&o| o < start) {
+        let _ = std::fs::remove_file(snapshot_path(dir, offset));
     }
     Ok(())
 }
@@ -333,14 +348,16 @@ mod tests {
     fn snapshots_round_trip_and_the_newest_below_the_end_wins() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = ProducerStates::default();
+        write_snapshot(dir.path(), 0, &s, &[0]).unwrap(); // at a segment roll
         s.record(&batch(1, 3, 0, 4, 0));
-        write_snapshot(dir.path(), 4, &s).unwrap();
+        write_snapshot(dir.path(), 4, &s, &[0]).unwrap();
         s.record(&batch(2, 0, 0, 1, 4));
-        write_snapshot(dir.path(), 5, &s).unwrap();
+        write_snapshot(dir.path(), 5, &s, &[0]).unwrap();
         let at_five = s.clone();
         s.record(&batch(2, 0, 1, 1, 5));
-        write_snapshot(dir.path(), 6, &s).unwrap();
-        assert_eq!(snapshot_offsets(dir.path()).unwrap(), vec![5, 6], "only the newest two are kept");
+        write_snapshot(dir.path(), 6, &s, &[0]).unwrap();
+        assert_eq!(snapshot_offsets(dir.path()).unwrap(), vec![0, 5, 6], "segment bases and the newest two are kept");
+        remove_snapshots_before(dir.path(), 1).unwrap();
         assert_eq!(load_snapshot(dir.path(), 5).unwrap(), (5, at_five));
         assert_eq!(load_snapshot(dir.path(), 6).unwrap(), (6, s));
         remove_snapshots_after(dir.path(), 5).unwrap();

@@ -406,3 +406,50 @@ async fn fill_from(p: &Partition, batches: i32, start: i64) -> Vec<(i64, Vec<u8>
     }
     written
 }
+
+/// `batch(count, ..)` from idempotent producer `producer_id`, epoch 0,
+/// numbered from sequence `first_seq`.
+fn producer_batch(producer_id: i64, first_seq: i32, count: i32) -> Vec<u8> {
+    let mut b = batch(count, 1000, 100);
+    b[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    b[51..53].copy_from_slice(&0i16.to_be_bytes());
+    b[53..57].copy_from_slice(&first_seq.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+fn snapshot_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".producers"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn producer_state_is_snapshotted_at_rolls_and_rebuilt_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    shard(|ring| async move {
+        let p = open(dir.path(), &ring).await;
+        for i in 0..30 {
+            let (info, _) = p.append(producer_batch(9, i * 3, 3)).await.unwrap();
+            assert_eq!(info.base_offset, i64::from(i) * 3);
+        }
+        // A retry of the last batch: its original offsets, nothing written.
+        let (dup, offsets) = p.append(producer_batch(9, 87, 3)).await.unwrap();
+        assert_eq!((dup.base_offset, dup.last_offset, offsets.log_end_offset), (87, 89, 90));
+        // Small segments rolled several times, each roll snapshotted.
+        assert!(snapshot_files(dir.path()).len() >= 3, "{:?}", snapshot_files(dir.path()));
+        drop(p); // no checkpoint: a crash
+
+        let p = open(dir.path(), &ring).await;
+        let (dup, _) = p.append(producer_batch(9, 87, 3)).await.unwrap();
+        assert_eq!(dup.base_offset, 87, "recognised after the restart");
+        assert!(matches!(p.append(producer_batch(9, 91, 1)).await, Err(StorageError::Sequence(_))));
+        let (next, _) = p.append(producer_batch(9, 90, 1)).await.unwrap();
+        assert_eq!(next.base_offset, 90);
+    });
+}
