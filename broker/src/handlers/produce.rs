@@ -118,6 +118,13 @@ async fn start_append(
         Ok(h) => h,
         Err(e) => return Slot::Done(failure(index, e.error_code(), Some(e.to_string()))),
     };
+    if header.is_transactional() {
+        // No transaction coordinator runs here yet, so no partition can have
+        // been added to a transaction: Kafka's leader-side verification
+        // (KIP-890) refuses such a batch.
+        let msg = "transactional produce needs a transaction coordinator, which this broker does not run yet";
+        return Slot::Done(failure(index, code::of(ResponseError::InvalidTxnState), Some(msg.into())));
+    }
     if header.size() > topic.settings.max_message_bytes {
         let msg =
             format!("batch of {} bytes exceeds max.message.bytes {}", header.size(), topic.settings.max_message_bytes);

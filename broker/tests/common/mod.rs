@@ -172,12 +172,21 @@ pub fn batch(values: &[&[u8]]) -> Bytes {
 /// A batch from producer `producer_id` in `epoch`, its records numbered
 /// from sequence `first_seq` (-1 and -1: no producer).
 pub fn producer_batch(producer_id: i64, epoch: i16, first_seq: i32, values: &[&[u8]]) -> Bytes {
+    encode_batch(producer_id, epoch, first_seq, false, values)
+}
+
+/// Like [`producer_batch`], marked transactional.
+pub fn transactional_batch(producer_id: i64, epoch: i16, first_seq: i32, values: &[&[u8]]) -> Bytes {
+    encode_batch(producer_id, epoch, first_seq, true, values)
+}
+
+fn encode_batch(producer_id: i64, epoch: i16, first_seq: i32, transactional: bool, values: &[&[u8]]) -> Bytes {
     use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
     let records: Vec<Record> = values
         .iter()
         .enumerate()
         .map(|(i, v)| Record {
-            transactional: false,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
