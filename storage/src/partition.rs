@@ -182,7 +182,7 @@ impl Partition {
             return Err(StorageError::OffsetOutOfRange { offset: header.base_offset, start: end, end });
         }
         self.epochs.borrow_mut().assign(header.leader_epoch, header.base_offset)?;
-        self.write(batch).await
+        self.write(batch, header).await
     }
 
     /// Offsets below this are durable (fdatasync done).
@@ -206,16 +206,16 @@ impl Partition {
         if let Verdict::Duplicate(original) = verdict {
             return self.settle_duplicate(original).await;
         }
-        self.write(batch).await
+        self.write(batch, header).await
     }
 
-    /// Writes a batch at the log end. No partial batch ever becomes
-    /// visible: a failed write rolls the log back to its last complete batch.
-    async fn write(&self, mut batch: Vec<u8>) -> Result<(AppendInfo, LogOffsets), StorageError> {
+    /// Writes a batch (`header` parsed from it) at the log end. No partial
+    /// batch ever becomes visible: a failed write rolls the log back to its
+    /// last complete batch.
+    async fn write(&self, mut batch: Vec<u8>, header: StoredBatch) -> Result<(AppendInfo, LogOffsets), StorageError> {
         if self.sync_failed.get() {
             return Err(StorageError::Unavailable("an fsync failed; restart to recover"));
         }
-        let header = StoredBatch::parse(&batch).ok_or(StorageError::InvalidBatch("not a RecordBatch v2"))?;
         let (reservation, rolled) = {
             let mut log = self.log.borrow_mut();
             let segments = log.segment_count();
