@@ -359,11 +359,14 @@ impl Replica {
             if !self.is_leader() || self.leader_epoch() != epoch {
                 return Err(ResponseError::NotLeaderOrFollower);
             }
-            if self.log.offsets().high_watermark >= end {
-                return Ok(());
-            }
+            // As Kafka's checkEnoughReplicasReachOffset: committed is not
+            // enough when the ISR that committed it is below min.insync
+            // (the HW also moves when the ISR shrinks).
             if self.isr_len() < min_isr {
                 return Err(ResponseError::NotEnoughReplicasAfterAppend);
+            }
+            if self.log.offsets().high_watermark >= end {
+                return Ok(());
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 return Err(ResponseError::RequestTimedOut);
