@@ -79,8 +79,6 @@ impl Partition {
         let end = log.visible_offset();
         let epochs = EpochCache::open(dir, end)?;
         let high_watermark = read_high_watermark(dir)?.unwrap_or(0).clamp(log.log_start_offset(), end);
-        // A snapshot past the recovered end describes batches lost in a crash.
-        producers::remove_snapshots_after(dir, end)?;
         let (producers, snapshotted) = rebuild_producers(dir, &log)?;
         Ok(Self {
             dir: dir.to_owned(),
@@ -159,7 +157,7 @@ impl Partition {
         self.high_watermark.set(self.high_watermark.get().min(end));
         self.durable.set(self.durable.get().min(end));
         if reset || end != before {
-            self.reset_producers(end);
+            self.reset_producers();
         }
         let point = self.checkpointed.get();
         if point.offset > end || point.clean {
@@ -225,8 +223,11 @@ impl Partition {
         };
         if rolled {
             // The new segment starts at this batch: snapshot producer state
-            // as of its base, before this batch is recorded.
-            self.snapshot_producers(reservation.info.base_offset);
+            // as of its base, before this batch is recorded. Best effort:
+            // without it a rebuild only reads further back.
+            if let Err(e) = self.snapshot_producers(reservation.info.base_offset) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot snapshot producer state");
+            }
         }
         // Recorded at once, so a retry arriving while this write is in
         // flight is already recognised as a duplicate.
@@ -254,8 +255,7 @@ impl Partition {
             // Nothing is in flight at a rollback (and nothing new was
             // reserved since the failure): the log as it stands is the
             // whole truth for producer state too.
-            let end = self.log.borrow().next_offset();
-            self.reset_producers(end);
+            self.reset_producers();
         }
         completed?;
         outcome.map_err(|e| StorageError::Io { op: "append", path: self.dir.clone(), source: e })?;
@@ -263,14 +263,12 @@ impl Partition {
         Ok((reservation.info, self.offsets()))
     }
 
-    /// Snapshots producer state as of `offset` (best effort: without it a
-    /// rebuild only reads further back).
-    fn snapshot_producers(&self, offset: i64) {
+    /// Snapshots producer state as of `offset` (every batch below it recorded).
+    fn snapshot_producers(&self, offset: i64) -> Result<(), StorageError> {
         let bases = self.log.borrow().segment_bases();
-        match producers::write_snapshot(&self.dir, offset, &self.producers.borrow(), &bases) {
-            Ok(()) => self.producers_snapshotted.set(offset),
-            Err(e) => tracing::warn!(dir = %self.dir.display(), error = %e, "cannot snapshot producer state"),
-        }
+        producers::write_snapshot(&self.dir, offset, &self.producers.borrow(), &bases)?;
+        self.producers_snapshotted.set(offset);
+        Ok(())
     }
 
     /// Answers a retried batch once its original is visible and durable.
@@ -298,15 +296,12 @@ impl Partition {
         }
     }
 
-    /// Rebuilds producer state for a log now ending at `end` (after a
-    /// truncation or rollback), dropping snapshots past it first. Should
-    /// that fail, the state starts empty: every producer is then unknown and
-    /// may continue at any sequence, rather than be matched against batches
-    /// that are gone.
-    fn reset_producers(&self, end: i64) {
-        let rebuilt = producers::remove_snapshots_after(&self.dir, end)
-            .and_then(|()| rebuild_producers(&self.dir, &self.log.borrow()));
-        let (states, snapshotted) = rebuilt.unwrap_or_else(|e| {
+    /// Rebuilds producer state for the log as it now stands (after a
+    /// truncation or rollback). Should that fail, the state starts empty:
+    /// every producer is then unknown and may continue at any sequence,
+    /// rather than be matched against batches that are gone.
+    fn reset_producers(&self) {
+        let (states, snapshotted) = rebuild_producers(&self.dir, &self.log.borrow()).unwrap_or_else(|e| {
             tracing::error!(dir = %self.dir.display(), error = %e, "cannot rebuild producer state; starting empty");
             (ProducerStates::default(), -1)
         });
@@ -455,9 +450,15 @@ impl Partition {
             return Err(StorageError::OffsetOutOfRange { offset, start: log_start_offset, end: high_watermark });
         }
         let start = self.log.borrow_mut().delete_records_before(offset)?;
-        self.epochs.borrow_mut().truncate_from_start(start)?;
-        self.producers.borrow_mut().retain_from(start);
+        self.forget_below(start)?;
         Ok(start)
+    }
+
+    /// The log now starts at `start`: leader epochs and producers whose
+    /// data is gone are forgotten.
+    fn forget_below(&self, start: i64) -> Result<(), StorageError> {
+        self.producers.borrow_mut().retain_from(start);
+        self.epochs.borrow_mut().truncate_from_start(start)
     }
 
     /// Applies `retention.ms` / `retention.bytes`; returns segments deleted.
@@ -466,10 +467,9 @@ impl Partition {
         let deleted = self.log.borrow_mut().enforce_retention(now_ms);
         if deleted > 0 {
             let start = self.log.borrow().log_start_offset();
-            if let Err(e) = self.epochs.borrow_mut().truncate_from_start(start) {
+            if let Err(e) = self.forget_below(start) {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "cannot trim the leader epoch cache");
             }
-            self.producers.borrow_mut().retain_from(start);
             if let Err(e) = producers::remove_snapshots_before(&self.dir, start) {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove old producer snapshots");
             }
@@ -499,9 +499,7 @@ impl Partition {
         // recovered end and is dropped at open.
         let end = self.log.borrow().next_offset();
         if end != self.producers_snapshotted.get() {
-            let bases = self.log.borrow().segment_bases();
-            producers::write_snapshot(&self.dir, end, &self.producers.borrow(), &bases)?;
-            self.producers_snapshotted.set(end);
+            self.snapshot_producers(end)?;
         }
         let point = RecoveryPoint { offset: self.durable.get(), clean };
         if point == self.checkpointed.get() {
@@ -519,9 +517,13 @@ impl Partition {
 }
 
 /// Producer state for `log`: the newest snapshot at or below its end, then
-/// every batch after it. Returns the state and the snapshot's offset.
+/// every batch after it. Snapshots past the end (batches lost in a crash,
+/// cut by a truncation or a rollback) are removed first. Returns the state
+/// and the snapshot's offset.
 fn rebuild_producers(dir: &Path, log: &PartitionLog) -> Result<(ProducerStates, i64), StorageError> {
-    let (at, mut states) = producers::load_snapshot(dir, log.next_offset())?;
+    let end = log.next_offset();
+    producers::remove_snapshots_after(dir, end)?;
+    let (at, mut states) = producers::load_snapshot(dir, end)?;
     let start = log.log_start_offset();
     log.for_each_batch_from(at.max(start), |b| states.record(b))?;
     states.retain_from(start);
