@@ -20,6 +20,22 @@ pub struct StoredBatch {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub base_sequence: i32,
+    /// Bit 4: part of a transaction; bit 5: a control batch.
+    pub attributes: i16,
+    /// What a transaction marker (control batch) says, when the bytes
+    /// parsed held its record (a header-only read leaves it `None`).
+    pub marker: Option<TxnMarker>,
+}
+
+const TRANSACTIONAL: i16 = 0x10;
+const CONTROL: i16 = 0x20;
+
+/// A transaction marker: the control record ending a producer's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    pub commit: bool,
+    /// The epoch of the transaction coordinator that wrote it.
+    pub coordinator_epoch: i32,
 }
 
 impl StoredBatch {
@@ -29,6 +45,14 @@ impl StoredBatch {
 
     pub fn next_offset(&self) -> i64 {
         self.last_offset() + 1
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL != 0
     }
 
     /// Reads a header; `None` if the bytes cannot be the start of a batch.
@@ -50,6 +74,7 @@ impl StoredBatch {
         if base_offset < 0 || base_offset.checked_add(i64::from(last_offset_delta) + 1).is_none() {
             return None;
         }
+        let attributes = i16::from_be_bytes(buf[21..23].try_into().ok()?);
         Some(Self {
             base_offset,
             size: (LOG_OVERHEAD as u32).checked_add(batch_length as u32)?,
@@ -59,6 +84,8 @@ impl StoredBatch {
             producer_id: i64::from_be_bytes(buf[43..51].try_into().ok()?),
             producer_epoch: i16::from_be_bytes(buf[51..53].try_into().ok()?),
             base_sequence: i32::from_be_bytes(buf[53..57].try_into().ok()?),
+            attributes,
+            marker: if attributes & CONTROL != 0 { parse_marker(&buf[BATCH_HEADER_LEN..]) } else { None },
         })
     }
 
@@ -72,6 +99,18 @@ impl StoredBatch {
     }
 }
 
+/// The offset after the last batch (whole or cut short) in `bytes`, a
+/// run of batches as a read returns them; `None` if it holds none.
+pub fn end_of_batches(bytes: &[u8]) -> Option<i64> {
+    let mut at = 0usize;
+    let mut end = None;
+    while let Some(batch) = bytes.get(at..).and_then(StoredBatch::parse) {
+        end = Some(batch.next_offset());
+        at += batch.size as usize;
+    }
+    end
+}
+
 /// Stamps the appending leader's epoch into a batch (not covered by the CRC).
 pub fn set_leader_epoch(batch: &mut [u8], epoch: i32) {
     if batch.len() >= 16 {
@@ -82,4 +121,42 @@ pub fn set_leader_epoch(batch: &mut [u8], epoch: i32) {
 /// Sets the base offset of a batch in place (not covered by the CRC).
 pub fn set_base_offset(batch: &mut [u8], offset: i64) {
     batch[0..8].copy_from_slice(&offset.to_be_bytes());
+}
+
+/// The marker in a control batch's first record (`records`: the bytes after
+/// the batch header). Its key is a ControlRecordType (version, then type: 0
+/// ABORT, 1 COMMIT); its value an EndTransactionMarker (version, then the
+/// coordinator epoch). `None` if the bytes are cut short or hold another
+/// control type.
+fn parse_marker(records: &[u8]) -> Option<TxnMarker> {
+    let mut r = records;
+    varint(&mut r)?; // record length
+    r = r.get(1..)?; // record attributes
+    varint(&mut r)?; // timestamp delta
+    varint(&mut r)?; // offset delta
+    let key_len = usize::try_from(varint(&mut r)?).ok()?;
+    let key = r.get(..key_len)?;
+    let commit = match i16::from_be_bytes(key.get(2..4)?.try_into().ok()?) {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    r = &r[key_len..];
+    varint(&mut r)?; // value length
+    let coordinator_epoch = i32::from_be_bytes(r.get(2..6)?.try_into().ok()?);
+    Some(TxnMarker { commit, coordinator_epoch })
+}
+
+/// Reads one zigzag varint (as record fields are encoded), advancing `buf`.
+fn varint(buf: &mut &[u8]) -> Option<i64> {
+    let mut raw = 0u64;
+    for shift in (0..70).step_by(7) {
+        let (&byte, rest) = buf.split_first()?;
+        *buf = rest;
+        raw |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some((raw >> 1) as i64 ^ -((raw & 1) as i64));
+        }
+    }
+    None
 }

@@ -13,9 +13,9 @@ mod producers;
 mod segment;
 mod uring;
 
-pub use batch::{set_leader_epoch, StoredBatch, BATCH_HEADER_LEN};
+pub use batch::{end_of_batches, set_leader_epoch, StoredBatch, TxnMarker, BATCH_HEADER_LEN};
 pub use error::StorageError;
 pub use log::{AppendInfo, FsyncPolicy, LogConfig, PartitionLog, ReadResult};
 pub use partition::{LogOffsets, Partition};
-pub use producers::{ProducerBatch, SequenceError};
+pub use producers::{AbortedTxn, ProducerBatch, ProducerSummary, SequenceError};
 pub use uring::Ring;

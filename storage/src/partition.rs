@@ -22,7 +22,7 @@ use crate::log::{
     read_high_watermark, write_high_watermark, write_recovery_point, AppendInfo, FsyncPolicy, LogConfig, PartitionLog,
     ReadPlan, ReadResult, RecoveryPoint,
 };
-use crate::producers::{self, ProducerBatch, ProducerStates, Verdict};
+use crate::producers::{self, AbortedTxn, ProducerBatch, ProducerStates, ProducerSummary, Verdict};
 use crate::uring::Ring;
 
 /// Extra bytes read past the index floor so one read usually finds the
@@ -69,6 +69,9 @@ pub struct LogOffsets {
     pub high_watermark: i64,
     /// One past the last written batch (LEO).
     pub log_end_offset: i64,
+    /// Below every transaction not yet decided and replicated: where
+    /// read_committed consumers stop.
+    pub last_stable_offset: i64,
 }
 
 impl Partition {
@@ -100,10 +103,12 @@ impl Partition {
 
     pub fn offsets(&self) -> LogOffsets {
         let log = self.log.borrow();
+        let high_watermark = self.high_watermark.get().clamp(log.log_start_offset(), log.visible_offset());
         LogOffsets {
             log_start_offset: log.log_start_offset(),
-            high_watermark: self.high_watermark.get().clamp(log.log_start_offset(), log.visible_offset()),
+            high_watermark,
             log_end_offset: log.visible_offset(),
+            last_stable_offset: self.producers.borrow().last_stable_offset(high_watermark).max(log.log_start_offset()),
         }
     }
 
@@ -111,12 +116,24 @@ impl Partition {
     /// whether it changed. Starts where the last checkpoint left it.
     pub fn set_high_watermark(&self, offset: i64) -> bool {
         let offset = offset.min(self.log.borrow().visible_offset());
+        self.producers.borrow_mut().stabilised_below(offset);
         self.high_watermark.replace(offset) != offset
     }
 
-    /// The producers this log remembers: (id, epoch, last batch), by id.
-    pub fn active_producers(&self) -> Vec<(i64, i16, ProducerBatch)> {
+    /// The producers this log remembers, by id.
+    pub fn active_producers(&self) -> Vec<ProducerSummary> {
         self.producers.borrow().active()
+    }
+
+    /// Whether `producer_id` has a transaction open in this partition (so
+    /// its transactional batches need no check with the coordinator).
+    pub fn in_transaction(&self, producer_id: i64) -> bool {
+        self.producers.borrow().in_transaction(producer_id)
+    }
+
+    /// Aborted transactions overlapping `from..upto` (read_committed fetch).
+    pub fn aborted_between(&self, from: i64, upto: i64) -> Vec<AbortedTxn> {
+        self.producers.borrow().aborted_between(from, upto)
     }
 
     /// Records that leader epoch `epoch` starts at the current log end.

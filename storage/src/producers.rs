@@ -7,11 +7,18 @@
 //! reads only the log's tail. Snapshots are written at each segment roll
 //! (kept while the segment exists, as Kafka does: a truncation then never
 //! rescans more than a segment) and at each checkpoint (the newest two kept).
+//!
+//! Transactions too: each producer's open transaction (from its first
+//! transactional batch here to its marker), which bounds the last stable
+//! offset, and the aborted transactions still in the log, which
+//! read_committed fetches return so consumers drop those records. Kafka
+//! keeps the aborted list in a `.txnindex` per segment; here it travels in
+//! the snapshots (an abort is 24 bytes) and is trimmed with the log start.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use crate::batch::StoredBatch;
+use crate::batch::{StoredBatch, TxnMarker};
 use crate::error::StorageError;
 
 /// Batches remembered per producer: clients keep at most five in flight.
@@ -19,7 +26,7 @@ const TRACKED_BATCHES: usize = 5;
 /// Checkpoint snapshots kept: the newest may lie past the log end after a crash.
 const SNAPSHOTS_KEPT: usize = 2;
 const SNAPSHOT_SUFFIX: &str = ".producers";
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS1";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS2";
 
 /// Where one producer's batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +43,35 @@ struct Producer {
     epoch: i16,
     /// Oldest first, at most [`TRACKED_BATCHES`].
     batches: VecDeque<ProducerBatch>,
+    /// First offset of its transaction open in this partition.
+    txn_first_offset: Option<i64>,
+    /// Epoch of the coordinator that wrote its last marker (-1: none).
+    coordinator_epoch: i32,
+}
+
+impl Producer {
+    fn new(epoch: i16) -> Self {
+        Self { epoch, batches: VecDeque::new(), txn_first_offset: None, coordinator_epoch: -1 }
+    }
+}
+
+/// A transaction whose ABORT marker is in the log: offsets `first..=last`
+/// (the marker) written by `producer_id` are not to be read as committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+/// One producer as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSummary {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last: ProducerBatch,
+    pub coordinator_epoch: i32,
+    pub txn_first_offset: Option<i64>,
 }
 
 /// What to do with a client's batch.
@@ -52,12 +88,23 @@ pub enum SequenceError {
     StaleEpoch { producer_id: i64, epoch: i16, current: i16 },
     #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got} (epoch {epoch})")]
     OutOfOrder { producer_id: i64, epoch: i16, expected: i32, got: i32 },
+    #[error("producer {producer_id} has a transaction open here: expected a transactional batch")]
+    NotTransactional { producer_id: i64 },
+    #[error("marker for producer {producer_id} from coordinator epoch {got}, older than {current}")]
+    CoordinatorFenced { producer_id: i64, got: i32, current: i32 },
 }
 
 /// Every producer's state in one partition.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProducerStates {
     producers: HashMap<i64, Producer>,
+    /// In marker order, so by `last_offset`.
+    aborted: Vec<AbortedTxn>,
+    /// Transactions whose marker may not be replicated yet: (first offset,
+    /// marker offset). They stay unstable until the high watermark passes
+    /// the marker. Not snapshotted: after a restart the checkpointed high
+    /// watermark is where reads resume anyway.
+    completed: Vec<(i64, i64)>,
 }
 
 /// The last sequence of a batch, wrapping past `i32::MAX` as Kafka's do.
@@ -85,6 +132,9 @@ impl ProducerStates {
         let Some(producer) = self.producers.get(&batch.producer_id) else {
             return Ok(Verdict::Append);
         };
+        if batch.is_control() {
+            return Self::check_marker(producer, batch).map(|()| Verdict::Append);
+        }
         let (producer_id, epoch, first) = (batch.producer_id, batch.producer_epoch, batch.base_sequence);
         if epoch == producer.epoch {
             let last = last_sequence(batch);
@@ -94,6 +144,9 @@ impl ProducerStates {
         }
         if epoch < producer.epoch {
             return Err(SequenceError::StaleEpoch { producer_id, epoch, current: producer.epoch });
+        }
+        if epoch == producer.epoch && producer.txn_first_offset.is_some() && !batch.is_transactional() {
+            return Err(SequenceError::NotTransactional { producer_id });
         }
         let expected = match producer.batches.back() {
             // A new epoch starts its sequences again.
@@ -107,15 +160,42 @@ impl ProducerStates {
         Ok(Verdict::Append)
     }
 
+    /// A marker may come from a newer epoch (a coordinator fencing the
+    /// producer) but not an older one, nor from an older coordinator.
+    fn check_marker(producer: &Producer, batch: &StoredBatch) -> Result<(), SequenceError> {
+        let producer_id = batch.producer_id;
+        if batch.producer_epoch < producer.epoch {
+            return Err(SequenceError::StaleEpoch {
+                producer_id,
+                epoch: batch.producer_epoch,
+                current: producer.epoch,
+            });
+        }
+        match batch.marker {
+            Some(m) if m.coordinator_epoch < producer.coordinator_epoch => Err(SequenceError::CoordinatorFenced {
+                producer_id,
+                got: m.coordinator_epoch,
+                current: producer.coordinator_epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Records a batch now in the log (its offsets assigned).
     pub fn record(&mut self, batch: &StoredBatch) {
         if batch.producer_id < 0 {
             return;
         }
-        let producer = self
-            .producers
-            .entry(batch.producer_id)
-            .or_insert_with(|| Producer { epoch: batch.producer_epoch, batches: VecDeque::new() });
+        let producer = self.producers.entry(batch.producer_id).or_insert_with(|| Producer::new(batch.producer_epoch));
+        if batch.is_control() {
+            if let Some(marker) = batch.marker {
+                self.record_marker(batch, marker);
+            }
+            return;
+        }
+        if batch.is_transactional() && producer.txn_first_offset.is_none() {
+            producer.txn_first_offset = Some(batch.base_offset);
+        }
         if batch.producer_epoch != producer.epoch {
             producer.epoch = batch.producer_epoch;
             producer.batches.clear();
@@ -132,23 +212,85 @@ impl ProducerStates {
         });
     }
 
+    /// A marker ends the producer's open transaction here (an ABORT adds it
+    /// to the aborted list) and moves the producer to the marker's epoch.
+    fn record_marker(&mut self, batch: &StoredBatch, marker: TxnMarker) {
+        let Some(producer) = self.producers.get_mut(&batch.producer_id) else { return };
+        if batch.producer_epoch > producer.epoch {
+            producer.epoch = batch.producer_epoch;
+            producer.batches.clear();
+        }
+        producer.coordinator_epoch = marker.coordinator_epoch;
+        if let Some(first_offset) = producer.txn_first_offset.take() {
+            let last_offset = batch.base_offset;
+            self.completed.push((first_offset, last_offset));
+            if !marker.commit {
+                self.aborted.push(AbortedTxn { producer_id: batch.producer_id, first_offset, last_offset });
+            }
+        }
+    }
+
+    /// Whether `producer_id` has a transaction open in this partition.
+    pub fn in_transaction(&self, producer_id: i64) -> bool {
+        self.producers.get(&producer_id).is_some_and(|p| p.txn_first_offset.is_some())
+    }
+
+    /// The last stable offset given the high watermark: below every open
+    /// transaction's first offset and every completed one whose marker the
+    /// high watermark has not passed yet (Kafka's first unstable offset).
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        let open = self.producers.values().filter_map(|p| p.txn_first_offset);
+        let unreplicated = self.completed.iter().filter(|&&(_, marker)| marker >= high_watermark).map(|&(f, _)| f);
+        open.chain(unreplicated).fold(high_watermark, i64::min)
+    }
+
+    /// Forgets completed transactions whose marker the high watermark passed.
+    pub fn stabilised_below(&mut self, high_watermark: i64) {
+        self.completed.retain(|&(_, marker)| marker >= high_watermark);
+    }
+
+    /// Aborted transactions overlapping offsets `from..upto`, for a
+    /// read_committed fetch of that range.
+    pub fn aborted_between(&self, from: i64, upto: i64) -> Vec<AbortedTxn> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted[start..].iter().filter(|a| a.first_offset < upto).copied().collect()
+    }
+
     /// Forgets producers whose last batch lies below the log start (its
-    /// data was deleted), as Kafka does when the log start moves.
+    /// data was deleted), as Kafka does when the log start moves, and
+    /// aborted transactions wholly below it.
     pub fn retain_from(&mut self, log_start: i64) {
-        self.producers.retain(|_, p| p.batches.back().is_some_and(|b| b.last_offset >= log_start));
+        self.producers.retain(|_, p| {
+            p.txn_first_offset.is_some() || p.batches.back().is_some_and(|b| b.last_offset >= log_start)
+        });
+        self.aborted.retain(|a| a.last_offset >= log_start);
     }
 
     /// Forgets producers silent (by their batches' timestamps) for longer
-    /// than `max_idle_ms` (Kafka's `producer.id.expiration.ms`).
+    /// than `max_idle_ms` (Kafka's `producer.id.expiration.ms`), except
+    /// those with a transaction open.
     pub fn expire(&mut self, now_ms: i64, max_idle_ms: i64) {
-        self.producers.retain(|_, p| p.batches.back().is_some_and(|b| now_ms - b.max_timestamp <= max_idle_ms));
+        self.producers.retain(|_, p| {
+            p.txn_first_offset.is_some() || p.batches.back().is_some_and(|b| now_ms - b.max_timestamp <= max_idle_ms)
+        });
     }
 
-    /// Every producer with a batch in the log: (id, epoch, its last batch).
-    pub fn active(&self) -> Vec<(i64, i16, ProducerBatch)> {
-        let mut all: Vec<_> =
-            self.producers.iter().filter_map(|(&id, p)| Some((id, p.epoch, *p.batches.back()?))).collect();
-        all.sort_unstable_by_key(|(id, _, _)| *id);
+    /// Every producer with a batch in the log, by id.
+    pub fn active(&self) -> Vec<ProducerSummary> {
+        let mut all: Vec<_> = self
+            .producers
+            .iter()
+            .filter_map(|(&producer_id, p)| {
+                Some(ProducerSummary {
+                    producer_id,
+                    epoch: p.epoch,
+                    last: *p.batches.back()?,
+                    coordinator_epoch: p.coordinator_epoch,
+                    txn_first_offset: p.txn_first_offset,
+                })
+            })
+            .collect();
+        all.sort_unstable_by_key(|p| p.producer_id);
         all
     }
 
@@ -160,6 +302,8 @@ impl ProducerStates {
         for (id, p) in &self.producers {
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&p.epoch.to_be_bytes());
+            out.extend_from_slice(&p.txn_first_offset.unwrap_or(-1).to_be_bytes());
+            out.extend_from_slice(&p.coordinator_epoch.to_be_bytes());
             out.push(p.batches.len() as u8);
             for b in &p.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -168,6 +312,12 @@ impl ProducerStates {
                 out.extend_from_slice(&b.last_offset.to_be_bytes());
                 out.extend_from_slice(&b.max_timestamp.to_be_bytes());
             }
+        }
+        out.extend_from_slice(&(self.aborted.len() as u32).to_be_bytes());
+        for a in &self.aborted {
+            out.extend_from_slice(&a.producer_id.to_be_bytes());
+            out.extend_from_slice(&a.first_offset.to_be_bytes());
+            out.extend_from_slice(&a.last_offset.to_be_bytes());
         }
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_be_bytes());
@@ -187,6 +337,8 @@ impl ProducerStates {
         for _ in 0..count {
             let id = r.i64()?;
             let epoch = r.i16()?;
+            let txn_first_offset = Some(r.i64()?).filter(|&o| o >= 0);
+            let coordinator_epoch = r.i32()?;
             let n = r.u8()?;
             let mut batches = VecDeque::with_capacity(TRACKED_BATCHES);
             for _ in 0..n {
@@ -198,7 +350,10 @@ impl ProducerStates {
                     max_timestamp: r.i64()?,
                 });
             }
-            states.producers.insert(id, Producer { epoch, batches });
+            states.producers.insert(id, Producer { epoch, batches, txn_first_offset, coordinator_epoch });
+        }
+        for _ in 0..r.u32()? {
+            states.aborted.push(AbortedTxn { producer_id: r.i64()?, first_offset: r.i64()?, last_offset: r.i64()? });
         }
         Some((offset, states))
     }
@@ -310,6 +465,8 @@ mod tests {
             producer_id,
             producer_epoch: epoch,
             base_sequence: first_seq,
+            attributes: 0,
+            marker: None,
         }
     }
 

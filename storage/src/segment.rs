@@ -11,6 +11,9 @@ use crate::batch::{StoredBatch, BATCH_HEADER_LEN};
 use crate::error::StorageError;
 use crate::index::{Index, OffsetEntry, PendingWrite, TimeEntry};
 
+/// Largest control batch read whole while scanning headers (a marker is ~80 bytes).
+const MAX_CONTROL_BATCH: usize = 4096;
+
 pub fn file_name(base_offset: i64, ext: &str) -> String {
     format!("{base_offset:020}.{ext}")
 }
@@ -314,9 +317,16 @@ impl Segment {
         // Only completed writes: reserved bytes may still be in flight.
         while position + BATCH_HEADER_LEN as u64 <= self.visible_size {
             self.log.read_exact_at(&mut header, position).map_err(StorageError::io("read segment", &self.path))?;
-            let Some(batch) = StoredBatch::parse(&header) else {
+            let Some(mut batch) = StoredBatch::parse(&header) else {
                 return Err(StorageError::InvalidBatch("unreadable batch header inside a recovered segment"));
             };
+            if batch.is_control() && batch.marker.is_none() {
+                // A marker's record lies past the header: read the whole
+                // (small) batch to learn whether it commits or aborts.
+                let mut whole = vec![0u8; (batch.size as usize).min(MAX_CONTROL_BATCH)];
+                self.log.read_exact_at(&mut whole, position).map_err(StorageError::io("read segment", &self.path))?;
+                batch.marker = StoredBatch::parse(&whole).and_then(|b| b.marker);
+            }
             if found(&batch) {
                 return Ok(Some((position, batch)));
             }

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::rc::Rc;
 
-use sluice_storage::{LogConfig, Partition, Ring, StorageError, BATCH_HEADER_LEN};
+use sluice_storage::{LogConfig, Partition, Ring, SequenceError, StorageError, BATCH_HEADER_LEN};
 
 /// Runs `f` the way a shard does: current-thread runtime, LocalSet, a ring.
 fn shard<F: Future<Output = ()>>(f: impl FnOnce(Rc<Ring>) -> F) {
@@ -451,5 +451,95 @@ fn producer_state_is_snapshotted_at_rolls_and_rebuilt_after_a_crash() {
         assert!(matches!(p.append(producer_batch(9, 91, 1)).await, Err(StorageError::Sequence(_))));
         let (next, _) = p.append(producer_batch(9, 90, 1)).await.unwrap();
         assert_eq!(next.base_offset, 90);
+    });
+}
+
+/// `producer_batch` with the transactional attribute set, at `epoch`.
+fn txn_batch(producer_id: i64, epoch: i16, first_seq: i32, count: i32) -> Vec<u8> {
+    let mut b = producer_batch(producer_id, first_seq, count);
+    b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// A transaction marker (control batch) as a coordinator writes it.
+fn marker(producer_id: i64, epoch: i16, commit: bool, coordinator_epoch: i32) -> Vec<u8> {
+    let mut record = vec![32u8, 0, 0, 0, 8]; // length 16, attributes, deltas, key length 4
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&i16::from(commit).to_be_bytes());
+    record.push(12); // value length 6
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    record.push(0); // no headers
+    let mut b = batch(1, 1000, 0);
+    b.extend_from_slice(&record);
+    let len = b.len() as i32 - 12;
+    b[8..12].copy_from_slice(&len.to_be_bytes());
+    b[21..23].copy_from_slice(&0x30i16.to_be_bytes());
+    b[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+#[test]
+fn transactions_bound_the_last_stable_offset_and_aborts_are_remembered_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    shard(|ring| async move {
+        let p = open(dir.path(), &ring).await;
+        p.append(txn_batch(5, 0, 0, 3)).await.unwrap(); // 0..=2, open
+        p.append(batch(1, 1000, 10)).await.unwrap(); // 3
+        p.append(txn_batch(6, 0, 0, 1)).await.unwrap(); // 4, open
+        p.set_high_watermark(5);
+        assert_eq!(p.offsets().last_stable_offset, 0);
+        assert!(p.in_transaction(5) && p.in_transaction(6));
+        // A non-transactional batch from a producer inside a transaction.
+        let refused = p.append(producer_batch(6, 1, 1)).await;
+        assert!(matches!(refused, Err(StorageError::Sequence(SequenceError::NotTransactional { .. }))), "{refused:?}");
+
+        let (abort, _) = p.append(marker(5, 0, false, 3)).await.unwrap();
+        assert_eq!(abort.base_offset, 5);
+        assert!(!p.in_transaction(5));
+        // Decided but not replicated yet: still unstable.
+        assert_eq!(p.offsets().last_stable_offset, 0);
+        p.set_high_watermark(6);
+        assert_eq!(p.offsets().last_stable_offset, 4, "producer 6 is still open");
+        p.append(marker(6, 0, true, 3)).await.unwrap(); // 6
+        p.set_high_watermark(7);
+        assert_eq!(p.offsets().last_stable_offset, 7);
+        let aborted = p.aborted_between(0, 7);
+        assert_eq!(
+            aborted.iter().map(|a| (a.producer_id, a.first_offset, a.last_offset)).collect::<Vec<_>>(),
+            [(5, 0, 5)]
+        );
+        assert!(p.aborted_between(6, 7).is_empty());
+        // Markers from an older producer epoch or coordinator are refused; a
+        // newer producer epoch (a coordinator fencing it) is taken.
+        let stale = p.append(marker(6, -1, true, 3)).await;
+        assert!(matches!(stale, Err(StorageError::Sequence(SequenceError::StaleEpoch { .. }))), "{stale:?}");
+        let fenced = p.append(marker(6, 0, true, 2)).await;
+        assert!(matches!(fenced, Err(StorageError::Sequence(SequenceError::CoordinatorFenced { .. }))), "{fenced:?}");
+        p.append(txn_batch(7, 0, 0, 2)).await.unwrap(); // 7..=8, left open
+        drop(p); // a crash: rebuilt from the log
+
+        let p = open(dir.path(), &ring).await;
+        assert_eq!(p.aborted_between(0, 9).len(), 1);
+        assert!(p.in_transaction(7) && !p.in_transaction(5));
+        p.set_high_watermark(9);
+        assert_eq!(p.offsets().last_stable_offset, 7);
+        p.checkpoint(true).unwrap();
+        drop(p); // and from the snapshot
+
+        let p = open(dir.path(), &ring).await;
+        assert_eq!(p.aborted_between(0, 9).len(), 1);
+        assert!(p.in_transaction(7));
+        // Producer 6 committed; its next transaction goes on in sequence.
+        let (next, _) = p.append(txn_batch(6, 0, 1, 1)).await.unwrap();
+        assert_eq!(next.base_offset, 9);
+        assert!(p.in_transaction(6));
     });
 }

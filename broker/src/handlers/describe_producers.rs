@@ -35,14 +35,14 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeProducersRequest) -> Desc
                 Ok(Ok(producers)) => result.with_active_producers(
                     producers
                         .into_iter()
-                        .map(|(id, epoch, last)| {
+                        .map(|p| {
                             ProducerState::default()
-                                .with_producer_id(ProducerId(id))
-                                .with_producer_epoch(i32::from(epoch))
-                                .with_last_sequence(last.last_seq)
-                                .with_last_timestamp(last.max_timestamp)
-                                .with_coordinator_epoch(-1)
-                                .with_current_txn_start_offset(-1)
+                                .with_producer_id(ProducerId(p.producer_id))
+                                .with_producer_epoch(i32::from(p.epoch))
+                                .with_last_sequence(p.last.last_seq)
+                                .with_last_timestamp(p.last.max_timestamp)
+                                .with_coordinator_epoch(p.coordinator_epoch)
+                                .with_current_txn_start_offset(p.txn_first_offset.unwrap_or(-1))
                         })
                         .collect(),
                 ),

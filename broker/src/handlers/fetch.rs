@@ -3,7 +3,9 @@
 //! `min_bytes`; long-poll until enough data arrives, `max_wait_ms` passes or
 //! the broker shuts down, woken by appends rather than by polling.
 //! Each partition is read on its owner shard, which must lead it.
-//! Consumers read up to the high watermark; a follower's fetch (a
+//! Consumers read up to the high watermark (read_committed ones up to the
+//! last stable offset, with the aborted transactions in what they read, so
+//! they can drop those records); a follower's fetch (a
 //! `replica_id` of 0 or more) reads up to the log end and reports the
 //! follower's progress, which moves the high watermark and the ISR.
 //! Fetch sessions (KIP-227) are not kept: every response says session 0,
@@ -17,10 +19,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::AbortedTransaction;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
-use sluice_storage::StorageError;
+use sluice_storage::{AbortedTxn, StorageError};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -81,7 +85,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, shutd
 /// What reading one partition on its shard gave.
 enum Read {
     Refused(ResponseError),
-    Done { offsets: sluice_storage::LogOffsets, read: Option<Result<Vec<u8>, StorageError>> },
+    Done { offsets: sluice_storage::LogOffsets, read: Option<Result<Vec<u8>, StorageError>>, aborted: Vec<AbortedTxn> },
 }
 
 async fn read_once(
@@ -123,15 +127,20 @@ async fn read_once(
             // whole even past the limits (KIP-74); after that the budget is hard.
             let (min_one, client_epoch) = (first_data, fp.current_leader_epoch);
             let position = Position { offset: fp.fetch_offset, last_fetched_epoch: fp.last_fetched_epoch };
+            let reader = match follower {
+                Some(id) => Reader::Follower(id),
+                None if read_committed => Reader::ReadCommitted,
+                None => Reader::Consumer,
+            };
             let owner = broker.clone();
             let read = broker
                 .shards
                 .run_on_partition(tp, move |replica| async move {
-                    read_partition(&owner, &replica, follower, position, limit, min_one, client_epoch).await
+                    read_partition(&owner, &replica, reader, position, limit, min_one, client_epoch).await
                 })
                 .await;
-            let (offsets, read) = match read {
-                Ok(Read::Done { offsets, read }) => (offsets, read),
+            let (offsets, read, aborted) = match read {
+                Ok(Read::Done { offsets, read, aborted }) => (offsets, read, aborted),
                 Ok(Read::Refused(e)) => {
                     any_error = true;
                     partitions.push(base.with_error_code(code::of(e)));
@@ -145,8 +154,18 @@ async fn read_once(
             };
             let base = base
                 .with_high_watermark(offsets.high_watermark)
-                .with_last_stable_offset(offsets.high_watermark)
-                .with_log_start_offset(offsets.log_start_offset);
+                .with_last_stable_offset(offsets.last_stable_offset)
+                .with_log_start_offset(offsets.log_start_offset)
+                .with_aborted_transactions(read_committed.then(|| {
+                    aborted
+                        .iter()
+                        .map(|a| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(a.producer_id))
+                                .with_first_offset(a.first_offset)
+                        })
+                        .collect()
+                }));
             partitions.push(match read {
                 None => base,
                 Some(Ok(bytes)) => {
@@ -179,6 +198,14 @@ async fn read_once(
     (responses, total, any_error)
 }
 
+/// Who is fetching, which decides how far it may read.
+#[derive(Clone, Copy)]
+enum Reader {
+    Follower(i32),
+    Consumer,
+    ReadCommitted,
+}
+
 /// Where a fetcher reads from, and the epoch of the data it has there.
 #[derive(Clone, Copy)]
 struct Position {
@@ -187,11 +214,12 @@ struct Position {
 }
 
 /// Reads one partition on its owner shard: consumers up to the high
-/// watermark, a follower up to the log end, recording its progress.
+/// watermark (read_committed ones to the last stable offset), a follower up
+/// to the log end, recording its progress.
 async fn read_partition(
     broker: &Arc<Broker>,
     replica: &Replica,
-    follower: Option<i32>,
+    reader: Reader,
     position: Position,
     limit: usize,
     min_one: bool,
@@ -201,16 +229,17 @@ async fn read_partition(
         return Read::Refused(e);
     }
     let offset = position.offset;
-    let upto = match follower {
-        Some(_) if diverged(replica, position) => {
+    let upto = match reader {
+        Reader::Follower(_) if diverged(replica, position) => {
             // The follower's log does not match ours: it must truncate
             // (via OffsetForLeaderEpoch) before its progress counts.
             return Read::Done {
                 offsets: replica.log.offsets(),
                 read: Some(Err(StorageError::OffsetOutOfRange { offset, start: 0, end: 0 })),
+                aborted: Vec::new(),
             };
         }
-        Some(id) => {
+        Reader::Follower(id) => {
             if let Some(isr) = replica.record_follower_fetch(id, offset, broker.metadata().is_live(id)) {
                 tracing::info!(topic = %replica.topic, partition = replica.index, ?isr, "follower caught up: expanding the ISR");
                 let topic = broker.topic(&replica.topic).map(|t| t.meta.id);
@@ -220,14 +249,22 @@ async fn read_partition(
             }
             i64::MAX
         }
-        None => replica.log.offsets().high_watermark,
+        Reader::Consumer => replica.log.offsets().high_watermark,
+        Reader::ReadCommitted => replica.log.offsets().last_stable_offset,
     };
     let read = if limit == 0 && !min_one {
         None
     } else {
         Some(replica.log.read(offset, limit, min_one, upto).await.map(|(r, _)| r.bytes))
     };
-    Read::Done { offsets: replica.log.offsets(), read }
+    let aborted = match (&read, reader) {
+        (Some(Ok(bytes)), Reader::ReadCommitted) => match sluice_storage::end_of_batches(bytes) {
+            Some(end) => replica.log.aborted_between(offset, end),
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    Read::Done { offsets: replica.log.offsets(), read, aborted }
 }
 
 /// Whether a follower's position cannot be on our log: past its end, or

@@ -1,5 +1,6 @@
 //! ListOffsets: earliest, latest, by timestamp (via the time index, then the
-//! exact record inside the batch found), and max timestamp.
+//! exact record inside the batch found), and max timestamp. read_committed
+//! requests see only offsets below the last stable offset.
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let read_committed = req.isolation_level == 1;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let topic = broker.topic(&t.name);
@@ -39,7 +41,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16)
                 .shards
                 .run_on_partition(tp, move |replica| async move {
                     replica.check_leader(client_epoch).map_err(Lookup::Kafka)?;
-                    let found = lookup(&replica.log, target).await.map_err(Lookup::Storage)?;
+                    let found = lookup(&replica.log, target, read_committed).await.map_err(Lookup::Storage)?;
                     Ok((found, replica.leader_epoch()))
                 })
                 .await;
@@ -68,13 +70,13 @@ enum Lookup {
     Storage(StorageError),
 }
 
-/// (timestamp, offset) for a ListOffsets target; `None` when no record qualifies.
-async fn lookup(log: &Partition, target: i64) -> Result<Option<(i64, i64)>, StorageError> {
+/// (timestamp, offset) for a ListOffsets target; `None` when no record
+/// qualifies. Records at or past `readable` are not answered.
+async fn lookup(log: &Partition, target: i64, read_committed: bool) -> Result<Option<(i64, i64)>, StorageError> {
     let offsets = log.offsets();
+    let readable = if read_committed { offsets.last_stable_offset } else { offsets.high_watermark };
     Ok(match target {
-        // Until transactions exist the last stable offset is the high
-        // watermark, so read_committed gets the same answer.
-        LATEST => Some((-1, offsets.high_watermark)),
+        LATEST => Some((-1, readable)),
         EARLIEST | EARLIEST_LOCAL => Some((-1, offsets.log_start_offset)),
         LATEST_TIERED => None, // no tiered storage: Kafka answers offset -1
         MAX_TIMESTAMP => log.find_max_timestamp().await?.and_then(|batch| {
@@ -85,9 +87,10 @@ async fn lookup(log: &Partition, target: i64) -> Result<Option<(i64, i64)>, Stor
     }
     // A batch straddling the log start (after DeleteRecords) must not
     // answer an offset below it; records past the high watermark are not
-    // committed yet and are not answered at all.
+    // committed yet (nor, for read_committed, past the last stable offset)
+    // and are not answered at all.
     .map(|(ts, offset)| (ts, offset.max(offsets.log_start_offset)))
-    .filter(|&(ts, offset)| ts == -1 || offset < offsets.high_watermark))
+    .filter(|&(ts, offset)| ts == -1 || offset < readable))
 }
 
 fn batch_max_timestamp(batch: &[u8]) -> Option<i64> {

@@ -338,6 +338,12 @@ impl Replica {
             StorageError::Sequence(SequenceError::OutOfOrder { .. }) => {
                 CommitError::Kafka(ResponseError::OutOfOrderSequenceNumber)
             }
+            StorageError::Sequence(SequenceError::NotTransactional { .. }) => {
+                CommitError::Kafka(ResponseError::InvalidTxnState)
+            }
+            StorageError::Sequence(SequenceError::CoordinatorFenced { .. }) => {
+                CommitError::Kafka(ResponseError::TransactionCoordinatorFenced)
+            }
             e => CommitError::Storage(e),
         })?;
         // Wakes followers' fetches (and consumers', if the HW moved too).
