@@ -25,11 +25,13 @@ use crate::replication::Replica;
 use crate::server::Shutdown;
 use crate::shard::{ShardContext, ShardError, ShardSet, TopicPartition};
 use crate::topic_config::TopicSettings;
+use crate::txn::{TXN_PARTITIONS, TXN_TOPIC};
 
 /// Names Kafka treats as internal topics.
 pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
-/// Kafka's offsets.topic.replication.factor (fewer when fewer brokers live).
-const OFFSETS_REPLICATION_FACTOR: i16 = 3;
+/// Kafka's offsets.topic.replication.factor and
+/// transaction.state.log.replication.factor (fewer when fewer brokers live).
+const INTERNAL_REPLICATION_FACTOR: i16 = 3;
 /// How long a topic change waits for this broker to open its replicas.
 const RECONCILE_WAIT: Duration = Duration::from_secs(10);
 
@@ -65,10 +67,10 @@ impl Topic {
     }
 }
 
-/// Why a group request could not reach its coordinator.
+/// Why a group or transaction request could not reach its coordinator.
 #[derive(Debug, thiserror::Error)]
 pub enum GroupRouteError {
-    /// `__consumer_offsets` could not be created or its shard is stopping.
+    /// The internal topic could not be created or its shard is stopping.
     #[error("the group coordinator is not available")]
     NotReady,
     /// This broker does not lead the group's `__consumer_offsets` partition.
@@ -201,16 +203,26 @@ impl Broker {
     /// `__consumer_offsets`, created on first use (as Kafka does when a
     /// client first looks for a group coordinator).
     pub async fn offsets_topic(&self) -> Result<Arc<Topic>, BrokerError> {
-        if let Some(t) = self.topic(OFFSETS_TOPIC) {
+        self.internal_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS).await
+    }
+
+    /// `__transaction_state`, created on first use (a client looking for a
+    /// transaction coordinator).
+    pub async fn txn_topic(&self) -> Result<Arc<Topic>, BrokerError> {
+        self.internal_topic(TXN_TOPIC, TXN_PARTITIONS).await
+    }
+
+    async fn internal_topic(&self, name: &str, partitions: i32) -> Result<Arc<Topic>, BrokerError> {
+        if let Some(t) = self.topic(name) {
             return Ok(t);
         }
         let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
         let live = self.metadata().live_brokers().count() as i16;
-        let rf = OFFSETS_REPLICATION_FACTOR.min(live).max(1);
-        match self.create_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, rf, Vec::new(), configs).await {
+        let rf = INTERNAL_REPLICATION_FACTOR.min(live).max(1);
+        match self.create_topic(name, partitions, rf, Vec::new(), configs).await {
             Ok(t) => Ok(t),
             Err(BrokerError::Refused(ApplyError::TopicExists(_))) => {
-                self.topic(OFFSETS_TOPIC).ok_or(BrokerError::Shard(ShardError::Stopped(usize::MAX)))
+                self.topic(name).ok_or(BrokerError::Shard(ShardError::Stopped(usize::MAX)))
             }
             Err(e) => Err(e),
         }
@@ -225,21 +237,59 @@ impl Broker {
         F: FnOnce(Rc<Coordinator>, Rc<Replica>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = R> + 'static,
     {
-        let topic = self.offsets_topic().await.map_err(|e| {
-            tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
+        let topic = self.offsets_topic().await;
+        self.on_internal_leader(
+            topic,
+            partition_for(group),
+            |ctx, p| ctx.coordinator.is_loading(p),
+            |ctx, replica| f(ctx.coordinator.clone(), replica),
+        )
+        .await
+    }
+
+    /// Runs `f` on the shard coordinating transactional id `id`, with that
+    /// shard's context and its `__transaction_state` replica, which this
+    /// broker must lead.
+    pub async fn with_txn_coordinator<R, F, Fut>(&self, id: &str, f: F) -> Result<R, GroupRouteError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<ShardContext>, Rc<Replica>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = R> + 'static,
+    {
+        let topic = self.txn_topic().await;
+        let partition = crate::txn::partition_for(id);
+        self.on_internal_leader(topic, partition, |ctx, p| ctx.transactions.is_loading(p), f).await
+    }
+
+    /// Runs `f` on the owner shard of an internal topic's partition, if
+    /// this broker leads it and has loaded it.
+    async fn on_internal_leader<R, F, Fut>(
+        &self,
+        topic: Result<Arc<Topic>, BrokerError>,
+        partition: i32,
+        loading: fn(&ShardContext, i32) -> bool,
+        f: F,
+    ) -> Result<R, GroupRouteError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<ShardContext>, Rc<Replica>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = R> + 'static,
+    {
+        let topic = topic.map_err(|e| {
+            tracing::warn!(error = %e, "cannot create an internal topic");
             GroupRouteError::NotReady
         })?;
-        let tp = topic.tp(partition_for(group)).ok_or(GroupRouteError::Moved)?;
+        let tp = topic.tp(partition).ok_or(GroupRouteError::Moved)?;
         let started = self
             .shards
             .spawn_on(self.shards.owner(&tp), move |ctx| async move {
                 let Some(replica) = ctx.replica(&tp).filter(|r| r.is_leader()) else {
                     return Err(GroupRouteError::Moved);
                 };
-                if ctx.coordinator.is_loading(tp.1) {
+                if loading(&ctx, tp.1) {
                     return Err(GroupRouteError::Loading);
                 }
-                Ok(f(ctx.coordinator.clone(), replica).await)
+                Ok(f(ctx, replica).await)
             })
             .await
             .map_err(|_| GroupRouteError::NotReady)?;

@@ -10,6 +10,7 @@ pub mod replication;
 pub mod server;
 pub mod shard;
 pub mod topic_config;
+pub mod txn;
 
 /// Wall-clock milliseconds since the Unix epoch, as Kafka timestamps count.
 pub(crate) fn now_ms() -> i64 {

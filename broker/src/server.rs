@@ -293,6 +293,8 @@ impl ShardThread {
         let sessions = tokio::task::spawn_local(expire_sessions_periodically(ctx.clone(), shutdown.clone()));
         let offsets =
             tokio::task::spawn_local(expire_offsets_periodically(broker.clone(), ctx.clone(), shutdown.clone()));
+        let txns =
+            tokio::task::spawn_local(expire_transactions_periodically(broker.clone(), ctx.clone(), shutdown.clone()));
         let retention = tokio::task::spawn_local(enforce_retention_periodically(
             ctx.clone(),
             broker.config.retention_check_interval,
@@ -325,6 +327,7 @@ impl ShardThread {
         let _ = retention.await;
         let _ = sessions.await;
         let _ = offsets.await;
+        let _ = txns.await;
         let _ = isr.await;
         flush_local(&ctx, Some(true)).await;
         jobs.abort();
@@ -357,6 +360,16 @@ const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 async fn expire_sessions_periodically(ctx: Rc<ShardContext>, shutdown: Shutdown) {
     while shutdown.tick(SESSION_CHECK_INTERVAL).await {
         ctx.coordinator.expire_sessions();
+    }
+}
+
+/// How often each shard looks for transactions past their timeout (Kafka
+/// checks every 10 s; a shorter period only makes aborts more punctual).
+const TXN_TIMEOUT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+async fn expire_transactions_periodically(broker: Arc<Broker>, ctx: Rc<ShardContext>, shutdown: Shutdown) {
+    while shutdown.tick(TXN_TIMEOUT_CHECK_INTERVAL).await {
+        crate::txn::driver::expire(&broker, &ctx).await;
     }
 }
 

@@ -51,6 +51,8 @@ pub struct ShardContext {
     /// The consumer groups whose `__consumer_offsets` partition this
     /// shard leads.
     pub coordinator: Rc<Coordinator>,
+    /// The transactions whose `__transaction_state` partition this shard leads.
+    pub transactions: Rc<crate::txn::TxnCoordinator>,
     replicas: Replicas,
     /// Leaders this shard runs a replica fetcher for.
     pub fetchers: RefCell<HashSet<i32>>,
@@ -64,6 +66,7 @@ impl ShardContext {
             id,
             ring: Ring::new()?,
             coordinator: Rc::new(Coordinator::new(groups)),
+            transactions: Rc::default(),
             replicas: RefCell::new(HashMap::new()),
             fetchers: RefCell::new(HashSet::new()),
         }))

@@ -177,6 +177,17 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Marks a batch as carrying no sequence (base sequence -1), as a
+/// coordinator's transactional writes do, and re-seals its CRC.
+pub fn clear_sequence(batch: &mut [u8]) {
+    if batch.len() < HEADER_LEN {
+        return;
+    }
+    batch[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Reads every record of a (decompressed) batch body, as Kafka's validator
 /// does: each must be framed correctly (length, attributes, timestamp and
 /// offset deltas, key, value, headers), offsets must run 0, 1, 2, ..., and

@@ -136,6 +136,14 @@ impl ProducerStates {
             return Self::check_marker(producer, batch).map(|()| Verdict::Append);
         }
         let (producer_id, epoch, first) = (batch.producer_id, batch.producer_epoch, batch.base_sequence);
+        if first < 0 {
+            // No sequence: written by a coordinator (transactional offset
+            // commits), which Kafka does not sequence-check either.
+            return match epoch < producer.epoch {
+                true => Err(SequenceError::StaleEpoch { producer_id, epoch, current: producer.epoch }),
+                false => Ok(Verdict::Append),
+            };
+        }
         if epoch == producer.epoch {
             let last = last_sequence(batch);
             if let Some(b) = producer.batches.iter().find(|b| b.first_seq == first && b.last_seq == last) {
@@ -199,6 +207,9 @@ impl ProducerStates {
         if batch.producer_epoch != producer.epoch {
             producer.epoch = batch.producer_epoch;
             producer.batches.clear();
+        }
+        if batch.base_sequence < 0 {
+            return; // nothing to match retries against
         }
         if producer.batches.len() == TRACKED_BATCHES {
             producer.batches.pop_front();

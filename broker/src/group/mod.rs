@@ -8,13 +8,18 @@
 mod offsets_log;
 mod state;
 
-pub use offsets_log::{decode_batch, encode_offset_commit, encode_offset_tombstone, OffsetRecord};
+pub use offsets_log::{
+    decode_batch, encode_offset_commit, encode_offset_tombstone, encode_txn_offset_commit, OffsetRecord, Replayed,
+};
 pub use state::{Committed, Group, GroupState, JoinOutcome, JoinRequest, MemberSnapshot, SyncOutcome};
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
+
+/// A committed offset for (topic, partition).
+pub type OffsetEntry = (String, i32, Committed);
 
 /// Kafka's `offsets.topic.num.partitions` default.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -48,9 +53,15 @@ impl Default for GroupConfig {
 /// The `__consumer_offsets` partition that coordinates `group`:
 /// `abs(javaStringHashCode(group)) % partitions`, as Kafka computes it.
 pub fn partition_for(group: &str) -> i32 {
+    kafka_partition(group, OFFSETS_PARTITIONS)
+}
+
+/// `abs(javaStringHashCode(key)) % partitions`: how Kafka places a group
+/// or a transactional id on its internal topic's partitions.
+pub fn kafka_partition(key: &str, partitions: i32) -> i32 {
     // Java's String.hashCode over UTF-16 code units, then Kafka's Utils.abs.
-    let hash = group.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
-    (hash & 0x7fff_ffff) % OFFSETS_PARTITIONS
+    let hash = key.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    (hash & 0x7fff_ffff) % partitions
 }
 
 /// The groups coordinated by one shard.
@@ -60,11 +71,61 @@ pub struct Coordinator {
     /// `__consumer_offsets` partitions being replayed after this shard
     /// became their leader: their groups are not served until done.
     loading: RefCell<std::collections::HashSet<i32>>,
+    /// Offsets committed inside open transactions, by producer id, then
+    /// group: they count once the transaction's COMMIT marker is written.
+    txn_offsets: RefCell<HashMap<i64, HashMap<String, Vec<OffsetEntry>>>>,
 }
 
 impl Coordinator {
     pub fn new(config: GroupConfig) -> Self {
-        Self { config, groups: RefCell::new(HashMap::new()), loading: RefCell::new(Default::default()) }
+        Self {
+            config,
+            groups: RefCell::new(HashMap::new()),
+            loading: RefCell::new(Default::default()),
+            txn_offsets: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Holds offsets producer `producer_id` committed in its transaction.
+    pub fn add_txn_offsets(&self, producer_id: i64, group: &str, entries: Vec<OffsetEntry>) {
+        let mut all = self.txn_offsets.borrow_mut();
+        all.entry(producer_id).or_default().entry(group.to_string()).or_default().extend(entries);
+    }
+
+    /// Whether a transaction holds an offset for this group and partition
+    /// not yet committed or aborted (KIP-447: UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending_txn_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.txn_offsets
+            .borrow()
+            .values()
+            .filter_map(|groups| groups.get(group))
+            .any(|entries| entries.iter().any(|(t, p, _)| t == topic && *p == partition))
+    }
+
+    /// A transaction's marker reached `__consumer_offsets` partition
+    /// `partition`: its offsets for groups there are applied (COMMIT) or
+    /// dropped (ABORT).
+    pub fn complete_txn(&self, partition: i32, producer_id: i64, commit: bool) {
+        let settled: Vec<(String, Vec<OffsetEntry>)> = {
+            let mut all = self.txn_offsets.borrow_mut();
+            let Some(groups) = all.get_mut(&producer_id) else { return };
+            let ids: Vec<String> = groups.keys().filter(|g| partition_for(g) == partition).cloned().collect();
+            let settled = ids.into_iter().filter_map(|g| groups.remove_entry(&g)).collect();
+            if groups.is_empty() {
+                all.remove(&producer_id);
+            }
+            settled
+        };
+        if !commit {
+            return;
+        }
+        for (group, entries) in settled {
+            let g = self.get_or_create(&group);
+            let mut g = g.borrow_mut();
+            for (topic, partition, committed) in entries {
+                g.offsets.insert((topic, partition), committed);
+            }
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<Rc<RefCell<Group>>> {
@@ -103,14 +164,28 @@ impl Coordinator {
     /// this shard no longer leads it, so another broker coordinates them.
     pub fn unload_partition(&self, partition: i32) {
         self.groups.borrow_mut().retain(|id, _| partition_for(id) != partition);
+        let mut txns = self.txn_offsets.borrow_mut();
+        txns.values_mut().for_each(|groups| groups.retain(|id, _| partition_for(id) != partition));
+        txns.retain(|_, groups| !groups.is_empty());
     }
 
     pub fn all(&self) -> Vec<Rc<RefCell<Group>>> {
         self.groups.borrow().values().cloned().collect()
     }
 
-    /// Applies one replayed `__consumer_offsets` record.
-    pub fn replay(&self, record: OffsetRecord) {
+    /// Applies one replayed record of `__consumer_offsets` partition `partition`.
+    pub fn replay(&self, partition: i32, replayed: Replayed) {
+        let record = match replayed {
+            Replayed::Offset(record) => record,
+            Replayed::TxnOffset {
+                producer_id,
+                record: OffsetRecord::Commit { group, topic, partition, committed },
+            } => {
+                return self.add_txn_offsets(producer_id, &group, vec![(topic, partition, committed)]);
+            }
+            Replayed::TxnOffset { .. } => return,
+            Replayed::Marker { producer_id, commit } => return self.complete_txn(partition, producer_id, commit),
+        };
         match record {
             OffsetRecord::Commit { group, topic, partition, committed } => {
                 self.get_or_create(&group).borrow_mut().offsets.insert((topic, partition), committed);

@@ -3,7 +3,9 @@
 //! a tombstone), written as ordinary RecordBatch v2 through the
 //! `kafka-protocol` crate's encoder and replayed with its decoder. The crate
 //! has no schema for these two internal records, so their fields are
-//! written here.
+//! written here. Offsets committed inside a transaction (TxnOffsetCommit)
+//! are transactional batches of the producer; the transaction's marker,
+//! written to this partition too, decides whether they count.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -14,6 +16,22 @@ use super::state::Committed;
 
 const KEY_VERSION: i16 = 1;
 const VALUE_VERSION: i16 = 3;
+
+/// What replaying `__consumer_offsets` finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    Offset(OffsetRecord),
+    /// Committed inside producer `producer_id`'s open transaction.
+    TxnOffset {
+        producer_id: i64,
+        record: OffsetRecord,
+    },
+    /// The end of that transaction.
+    Marker {
+        producer_id: i64,
+        commit: bool,
+    },
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OffsetRecord {
@@ -70,6 +88,31 @@ pub fn encode_offset_commit(group: &str, entries: &[(String, i32, Committed)], n
     encode(&records)
 }
 
+/// One transactional batch of offset commits by producer `producer_id`
+/// (TxnOffsetCommit). It carries no sequence: like Kafka's coordinator
+/// writes, it is not sequence-checked.
+pub fn encode_txn_offset_commit(
+    group: &str,
+    entries: &[(String, i32, Committed)],
+    now_ms: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+) -> Vec<u8> {
+    let records: Vec<Record> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (topic, partition, c))| Record {
+            transactional: true,
+            producer_id,
+            producer_epoch,
+            ..record(i, now_ms, key(group, topic, *partition), Some(value(c)))
+        })
+        .collect();
+    let mut batch = encode(&records);
+    sluice_protocol::batch::clear_sequence(&mut batch);
+    batch
+}
+
 /// One batch of tombstones removing `entries`' committed offsets.
 pub fn encode_offset_tombstone(group: &str, entries: &[(String, i32)], now_ms: i64) -> Vec<u8> {
     let records: Vec<Record> = entries
@@ -107,10 +150,10 @@ fn encode(records: &[Record]) -> Vec<u8> {
     buf.to_vec()
 }
 
-/// The offset records in a run of stored batches, and the offset after the
-/// last whole batch; anything unreadable (including a partial trailing
-/// batch) ends the run.
-pub fn decode_batch(bytes: Bytes) -> (Vec<OffsetRecord>, Option<i64>) {
+/// The records in a run of stored batches, and the offset after the last
+/// whole batch; anything unreadable (including a partial trailing batch)
+/// ends the run.
+pub fn decode_batch(bytes: Bytes) -> (Vec<Replayed>, Option<i64>) {
     let mut buf = bytes;
     let mut out = Vec::new();
     let mut next = None;
@@ -123,7 +166,20 @@ pub fn decode_batch(bytes: Bytes) -> (Vec<OffsetRecord>, Option<i64>) {
         let last_delta = i32::from_be_bytes([buf[23], buf[24], buf[25], buf[26]]);
         let mut one = buf.split_to(size);
         let Ok(set) = RecordBatchDecoder::decode(&mut one) else { break };
-        out.extend(set.records.into_iter().filter_map(parse_record));
+        for r in set.records {
+            let producer_id = r.producer_id;
+            if r.control {
+                // ControlRecordType key: version, then type (1 COMMIT, 0 ABORT).
+                if let Some(kind) = r.key.as_ref().and_then(|k| k.get(2..4)) {
+                    let commit = i16::from_be_bytes([kind[0], kind[1]]) == 1;
+                    out.push(Replayed::Marker { producer_id, commit });
+                }
+            } else if r.transactional {
+                out.extend(parse_record(r).map(|record| Replayed::TxnOffset { producer_id, record }));
+            } else {
+                out.extend(parse_record(r).map(Replayed::Offset));
+            }
+        }
         next = Some(base + i64::from(last_delta) + 1);
     }
     (out, next)
@@ -168,10 +224,25 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                OffsetRecord::Commit { group: "g".into(), topic: "t".into(), partition: 1, committed: c.clone() },
-                OffsetRecord::Commit { group: "g".into(), topic: "u".into(), partition: 0, committed: c },
-                OffsetRecord::Tombstone { group: "g".into(), topic: "t".into(), partition: 1 },
+                Replayed::Offset(OffsetRecord::Commit {
+                    group: "g".into(),
+                    topic: "t".into(),
+                    partition: 1,
+                    committed: c.clone()
+                }),
+                Replayed::Offset(OffsetRecord::Commit {
+                    group: "g".into(),
+                    topic: "u".into(),
+                    partition: 0,
+                    committed: c.clone()
+                }),
+                Replayed::Offset(OffsetRecord::Tombstone { group: "g".into(), topic: "t".into(), partition: 1 }),
             ]
         );
+        let txn = encode_txn_offset_commit("g", &[("t".into(), 2, c.clone())], 7, 42, 3);
+        assert_eq!(sluice_storage::StoredBatch::parse(&txn).map(|b| (b.producer_id, b.base_sequence)), Some((42, -1)));
+        let (got, _) = decode_batch(Bytes::from(txn));
+        let record = OffsetRecord::Commit { group: "g".into(), topic: "t".into(), partition: 2, committed: c };
+        assert_eq!(got, vec![Replayed::TxnOffset { producer_id: 42, record }]);
     }
 }

@@ -34,11 +34,20 @@ pub async fn find_coordinator(
     version: i16,
 ) -> FindCoordinatorResponse {
     let keys: Vec<StrBytes> = if version >= 4 { req.coordinator_keys.clone() } else { vec![req.key.clone()] };
-    let offsets = broker.offsets_topic().await.ok();
+    // The coordinator of a group (transactional id) is the leader of its
+    // partition of `__consumer_offsets` (`__transaction_state`).
+    let internal = match req.key_type {
+        GROUP_KEY => broker.offsets_topic().await.ok(),
+        TRANSACTION_KEY => broker.txn_topic().await.ok(),
+        _ => None,
+    };
     let metadata = broker.metadata();
-    // The coordinator of a group is the leader of its offsets partition.
     let coordinator = |key: &str| {
-        let partition = offsets.as_ref()?.meta.partition(crate::group::partition_for(key))?;
+        let index = match req.key_type {
+            TRANSACTION_KEY => crate::txn::partition_for(key),
+            _ => crate::group::partition_for(key),
+        };
+        let partition = internal.as_ref()?.meta.partition(index)?;
         metadata.brokers.get(&partition.leader).filter(|b| !b.fenced)
     };
     let entries: Vec<CoordinatorEntry> = keys
@@ -46,12 +55,10 @@ pub async fn find_coordinator(
         .map(|key| {
             let entry = CoordinatorEntry::default().with_key(key.clone()).with_node_id(BrokerId(-1)).with_port(-1);
             let error = match (req.key_type, coordinator(&key)) {
-                (GROUP_KEY, Some(b)) => {
+                (GROUP_KEY | TRANSACTION_KEY, Some(b)) => {
                     return entry.with_node_id(BrokerId(b.id)).with_host(s(&b.host)).with_port(i32::from(b.port))
                 }
-                (GROUP_KEY, None) => E::CoordinatorNotAvailable,
-                // Transactions are not served yet: no transaction coordinator.
-                (TRANSACTION_KEY, _) => E::CoordinatorNotAvailable,
+                (GROUP_KEY | TRANSACTION_KEY, None) => E::CoordinatorNotAvailable,
                 // Share groups (KIP-932) and unknown key types.
                 _ => E::InvalidRequest,
             };

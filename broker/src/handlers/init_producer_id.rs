@@ -3,9 +3,8 @@
 //! repeat across brokers or restarts), epoch 0. As in Kafka, a request
 //! without a transactional id always gets a fresh id, also when it names
 //! its current id and epoch (KIP-360's recovery after UNKNOWN_PRODUCER_ID
-//! or an expired sequence). Transactional ids need a transaction
-//! coordinator, which this broker does not run yet: they get
-//! COORDINATOR_NOT_AVAILABLE, as FindCoordinator answers for them.
+//! or an expired sequence). With a transactional id the transaction
+//! coordinator answers (`transactions::init_transactional`).
 
 use std::sync::Arc;
 
@@ -16,15 +15,34 @@ use sluice_raft::ApplyError;
 use super::code;
 use crate::broker::{Broker, BrokerError};
 
-pub async fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
     let failed = |e: ResponseError| {
         InitProducerIdResponse::default()
             .with_error_code(code::of(e))
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.is_some() {
-        return failed(ResponseError::CoordinatorNotAvailable);
+    if let Some(id) = req.transactional_id {
+        if id.is_empty() {
+            return failed(ResponseError::InvalidRequest);
+        }
+        let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
+        return match super::transactions::init_transactional(
+            broker,
+            id.to_string(),
+            req.transaction_timeout_ms,
+            pid,
+            epoch,
+        )
+        .await
+        {
+            Ok((id, epoch)) => {
+                InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(epoch)
+            }
+            // KIP-588: PRODUCER_FENCED from v4; older clients know INVALID_PRODUCER_EPOCH.
+            Err(ResponseError::ProducerFenced) if version < 4 => failed(ResponseError::InvalidProducerEpoch),
+            Err(e) => failed(e),
+        };
     }
     match broker.new_producer_id().await {
         Ok(id) => InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(0),

@@ -17,6 +17,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
+mod transactions;
 
 use std::sync::Arc;
 
@@ -64,6 +65,13 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 2 },
     ApiSpec { key: ApiKey::InitProducerId, min: 0, max: 5 },
     ApiSpec { key: ApiKey::DescribeProducers, min: 0, max: 0 },
+    ApiSpec { key: ApiKey::AddPartitionsToTxn, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::AddOffsetsToTxn, min: 0, max: 3 },
+    ApiSpec { key: ApiKey::EndTxn, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::WriteTxnMarkers, min: 1, max: 1 },
+    ApiSpec { key: ApiKey::TxnOffsetCommit, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::DescribeTransactions, min: 0, max: 0 },
+    ApiSpec { key: ApiKey::ListTransactions, min: 0, max: 1 },
 ];
 
 /// Failures that end the connection (Kafka closes it for these too).
@@ -158,8 +166,32 @@ pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown, p
             reply(&req, "DescribeProducers", &resp)
         }
         ApiKey::InitProducerId => {
-            let resp = init_producer_id::handle(broker, req.decode("InitProducerId")?).await;
+            let resp = init_producer_id::handle(broker, req.decode("InitProducerId")?, version).await;
             reply(&req, "InitProducerId", &resp)
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let resp = transactions::add_partitions(broker, req.decode("AddPartitionsToTxn")?, version).await;
+            reply(&req, "AddPartitionsToTxn", &resp)
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let resp = transactions::add_offsets(broker, req.decode("AddOffsetsToTxn")?, version).await;
+            reply(&req, "AddOffsetsToTxn", &resp)
+        }
+        ApiKey::EndTxn => reply(&req, "EndTxn", &transactions::end_txn(broker, req.decode("EndTxn")?, version).await),
+        ApiKey::WriteTxnMarkers => {
+            let resp = transactions::write_markers(broker, req.decode("WriteTxnMarkers")?).await;
+            reply(&req, "WriteTxnMarkers", &resp)
+        }
+        ApiKey::TxnOffsetCommit => {
+            let resp = transactions::txn_offset_commit(broker, req.decode("TxnOffsetCommit")?).await;
+            reply(&req, "TxnOffsetCommit", &resp)
+        }
+        ApiKey::DescribeTransactions => {
+            let resp = transactions::describe(broker, req.decode("DescribeTransactions")?).await;
+            reply(&req, "DescribeTransactions", &resp)
+        }
+        ApiKey::ListTransactions => {
+            reply(&req, "ListTransactions", &transactions::list(broker, req.decode("ListTransactions")?).await)
         }
         ApiKey::DeleteRecords => {
             let resp = delete_records::handle(broker, req.decode("DeleteRecords")?, version).await;

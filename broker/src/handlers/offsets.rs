@@ -16,45 +16,25 @@ use kafka_protocol::ResponseError as E;
 
 use super::{code, route_error};
 use crate::broker::Broker;
-use crate::group::{encode_offset_commit, encode_offset_tombstone, Committed, GroupState, MAX_METADATA_BYTES};
+use crate::group::{
+    encode_offset_commit, encode_offset_tombstone, Committed, GroupState, OffsetEntry, MAX_METADATA_BYTES,
+};
 
 pub async fn commit(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
-    // Per partition: Ok(entry to commit) or an error code decided up front.
-    let mut planned: Vec<PlannedTopic> = Vec::new();
-    let now = crate::now_ms();
-    for t in &req.topics {
-        let topic = broker.topic(&t.name);
-        let parts = t
-            .partitions
-            .iter()
-            .map(|p| {
-                let entry = if topic.as_ref().and_then(|topic| topic.tp(p.partition_index)).is_none() {
-                    Err(code::of(E::UnknownTopicOrPartition))
-                } else if p.committed_metadata.as_ref().is_some_and(|m| m.len() > MAX_METADATA_BYTES) {
-                    Err(code::of(E::OffsetMetadataTooLarge))
-                } else {
-                    Ok(Committed {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                        commit_timestamp: now,
-                    })
-                };
-                (p.partition_index, entry)
-            })
-            .collect();
-        planned.push((t.name.clone(), parts));
-    }
+    let planned = plan_commit(
+        broker,
+        req.topics.iter().map(|t| {
+            let parts = t.partitions.iter().map(|p| {
+                (p.partition_index, p.committed_offset, p.committed_leader_epoch, p.committed_metadata.as_ref())
+            });
+            (&t.name, parts.collect())
+        }),
+    );
     let group_id = req.group_id.to_string();
     let member_id = req.member_id.to_string();
     let instance_id = req.group_instance_id.as_ref().map(|i| i.to_string());
     let generation = req.generation_id_or_member_epoch;
-    let to_write: Vec<(String, i32, Committed)> = planned
-        .iter()
-        .flat_map(|(name, parts)| {
-            parts.iter().filter_map(move |(p, e)| e.clone().ok().map(|c| (name.to_string(), *p, c)))
-        })
-        .collect();
+    let to_write = entries_to_write(&planned);
     let outcome = broker
         .with_coordinator(&group_id.clone(), move |coord, offsets| async move {
             let group = match coord.get(&group_id) {
@@ -111,7 +91,48 @@ type FoundOffset = (i32, i64, i32, Option<String>);
 /// Per topic, the offsets found.
 type Found = Vec<(String, Vec<FoundOffset>)>;
 /// Per partition of a commit: the entry to write, or an error decided up front.
-type PlannedTopic = (TopicName, Vec<(i32, Result<Committed, i16>)>);
+pub(super) type PlannedTopic = (TopicName, Vec<(i32, Result<Committed, i16>)>);
+/// A partition's commit as requested: (partition, offset, leader epoch, metadata).
+type Requested<'a> = (i32, i64, i32, Option<&'a StrBytes>);
+
+/// Checks each requested commit (OffsetCommit, TxnOffsetCommit) as Kafka
+/// does before writing: the partition must exist, the metadata fit.
+pub(super) fn plan_commit<'a>(
+    broker: &Broker,
+    topics: impl Iterator<Item = (&'a TopicName, Vec<Requested<'a>>)>,
+) -> Vec<PlannedTopic> {
+    let now = crate::now_ms();
+    topics
+        .map(|(name, parts)| {
+            let topic = broker.topic(name);
+            let parts = parts
+                .into_iter()
+                .map(|(partition, offset, leader_epoch, metadata)| {
+                    let entry = if topic.as_ref().and_then(|topic| topic.tp(partition)).is_none() {
+                        Err(code::of(E::UnknownTopicOrPartition))
+                    } else if metadata.is_some_and(|m| m.len() > MAX_METADATA_BYTES) {
+                        Err(code::of(E::OffsetMetadataTooLarge))
+                    } else {
+                        let metadata = metadata.map(|m| m.to_string());
+                        Ok(Committed { offset, leader_epoch, metadata, commit_timestamp: now })
+                    };
+                    (partition, entry)
+                })
+                .collect();
+            (name.clone(), parts)
+        })
+        .collect()
+}
+
+/// The commits that passed [`plan_commit`]'s checks.
+pub(super) fn entries_to_write(planned: &[PlannedTopic]) -> Vec<OffsetEntry> {
+    planned
+        .iter()
+        .flat_map(|(name, parts)| {
+            parts.iter().filter_map(move |(p, e)| e.clone().ok().map(|c| (name.to_string(), *p, c)))
+        })
+        .collect()
+}
 
 async fn fetch_group(broker: &Arc<Broker>, group_id: String, wanted: Wanted) -> Result<Found, i16> {
     broker

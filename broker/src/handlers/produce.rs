@@ -5,7 +5,9 @@
 //! followers. acks=1 answers once the batch is in the leader's log; acks=-1
 //! refuses up front when the ISR is below `min.insync.replicas` and answers
 //! once the high watermark passes the batch (every ISR member has it).
-//! All partitions of a request are appended concurrently.
+//! All partitions of a request are appended concurrently. A transactional
+//! batch for a partition where its producer has no transaction open yet is
+//! first checked with the transaction coordinator (KIP-890).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +44,7 @@ pub struct Started {
 /// started one after another on a connection append in that order.
 pub async fn start(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Started {
     let acks_valid = matches!(req.acks, -1..=1);
+    let transactional_id = req.transactional_id.as_ref().map(|id| id.to_string());
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for data in req.topic_data {
         let (topic, missing) = if version >= 13 {
@@ -58,7 +61,13 @@ pub async fn start(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> S
                 Some(t) if t.is_internal() => failed(ResponseError::InvalidTopicException),
                 Some(t) => {
                     let records = pd.records.unwrap_or_default();
-                    start_append(broker, t, pd.index, records, version, req.acks, req.timeout_ms).await
+                    let request = Req {
+                        version,
+                        acks: req.acks,
+                        timeout_ms: req.timeout_ms,
+                        transactional_id: transactional_id.as_deref(),
+                    };
+                    start_append(broker, t, pd.index, records, request).await
                 }
             });
         }
@@ -102,15 +111,17 @@ fn failure(index: i32, error_code: i16, message: Option<String>) -> PartitionPro
         .with_error_message(message.map(StrBytes::from_string))
 }
 
-async fn start_append(
-    broker: &Broker,
-    topic: &Topic,
-    index: i32,
-    records: Bytes,
+/// What a partition's append needs to know of its request.
+#[derive(Clone, Copy)]
+struct Req<'a> {
     version: i16,
     acks: i16,
     timeout_ms: i32,
-) -> Slot {
+    transactional_id: Option<&'a str>,
+}
+
+async fn start_append(broker: &Arc<Broker>, topic: &Topic, index: i32, records: Bytes, req: Req<'_>) -> Slot {
+    let Req { version, acks, timeout_ms, transactional_id } = req;
     let Some(tp) = topic.tp(index) else {
         return Slot::Done(failure(index, code::of(ResponseError::UnknownTopicOrPartition), None));
     };
@@ -119,11 +130,28 @@ async fn start_append(
         Err(e) => return Slot::Done(failure(index, e.error_code(), Some(e.to_string()))),
     };
     if header.is_transactional() {
-        // No transaction coordinator runs here yet, so no partition can have
-        // been added to a transaction: Kafka's leader-side verification
-        // (KIP-890) refuses such a batch.
-        let msg = "transactional produce needs a transaction coordinator, which this broker does not run yet";
-        return Slot::Done(failure(index, code::of(ResponseError::InvalidTxnState), Some(msg.into())));
+        let producer_id = header.producer_id;
+        let in_txn =
+            broker.shards.run_on_partition(tp, move |r| async move { r.log.in_transaction(producer_id) }).await;
+        let in_txn = match in_txn {
+            Ok(open) => open,
+            Err(e) => return Slot::Done(shard_failure(index, e)),
+        };
+        let name = &topic.meta.name;
+        let verified = super::transactions::verify_produce(
+            broker,
+            in_txn,
+            transactional_id,
+            producer_id,
+            header.producer_epoch,
+            name,
+            index,
+        );
+        if let Err(e) = verified.await {
+            let msg = "the partition is not part of the producer's transaction";
+            let msg = (e == ResponseError::InvalidTxnState).then(|| msg.to_string());
+            return Slot::Done(failure(index, code::of(e), msg));
+        }
     }
     if header.size() > topic.settings.max_message_bytes {
         let msg =

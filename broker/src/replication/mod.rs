@@ -4,7 +4,7 @@
 //! (`fetcher`) after truncating to where their logs agree; leaders move the
 //! high watermark and propose ISR changes (`replica`).
 
-mod client;
+pub(crate) mod client;
 mod fetcher;
 mod reconcile;
 mod replica;

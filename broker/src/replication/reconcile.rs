@@ -20,6 +20,7 @@ use super::replica::{Replica, Role, Transition};
 use crate::broker::{partition_dir, Broker};
 use crate::group::OFFSETS_TOPIC;
 use crate::shard::{ShardContext, TopicPartition};
+use crate::txn::TXN_TOPIC;
 
 /// One replica this broker hosts, as the metadata describes it.
 struct ReplicaSpec {
@@ -105,6 +106,9 @@ async fn remove_unwanted(ctx: &ShardContext, wanted: &HashSet<TopicPartition>) {
         if replica.topic == OFFSETS_TOPIC {
             ctx.coordinator.unload_partition(replica.index);
         }
+        if replica.topic == TXN_TOPIC {
+            ctx.transactions.unload_partition(replica.index);
+        }
         if let Err(e) = replica.log.delete().await {
             tracing::warn!(topic = %replica.topic, partition = replica.index, error = %e, "could not remove partition files");
         }
@@ -147,6 +151,12 @@ async fn apply_on_shard(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, specs: Vec
             Ok(Transition::LostLeadership) if spec.topic == OFFSETS_TOPIC => {
                 ctx.coordinator.unload_partition(spec.index)
             }
+            Ok(Transition::BecameLeader) if spec.topic == TXN_TOPIC => {
+                ctx.transactions.set_loading(spec.index, true);
+                crate::txn::driver::load(broker, ctx, &replica).await;
+                ctx.transactions.set_loading(spec.index, false);
+            }
+            Ok(Transition::LostLeadership) if spec.topic == TXN_TOPIC => ctx.transactions.unload_partition(spec.index),
             Ok(_) => {}
             Err(e) => tracing::error!(topic = %spec.topic, partition = spec.index, error = %e, "cannot take up role"),
         }
@@ -200,7 +210,7 @@ async fn load_groups(ctx: &ShardContext, replica: &Replica) {
             }
         };
         let (records, next) = crate::group::decode_batch(Bytes::from(read.bytes));
-        records.into_iter().for_each(|r| ctx.coordinator.replay(r));
+        records.into_iter().for_each(|r| ctx.coordinator.replay(replica.index, r));
         match next {
             Some(next) if next > offset => offset = next,
             _ => break,

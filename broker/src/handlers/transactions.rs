@@ -1,0 +1,515 @@
+//! The transaction APIs. Producers talk to their transaction coordinator
+//! (InitProducerId with a transactional id, AddPartitionsToTxn,
+//! AddOffsetsToTxn, EndTxn) and to the group coordinator
+//! (TxnOffsetCommit); brokers to partition leaders (WriteTxnMarkers) and
+//! to coordinators (AddPartitionsToTxn v4 verify-only, KIP-890);
+//! operators list and describe transactions. The state machine lives in
+//! `crate::txn`; every change is written before it is answered.
+
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTransaction;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError as E;
+
+use super::{code, route_error};
+use crate::broker::Broker;
+use crate::group::{encode_txn_offset_commit, OFFSETS_TOPIC};
+use crate::shard::ShardContext;
+use crate::txn::driver::{complete_in_background, persist};
+use crate::txn::markers::{self, Marker};
+use crate::txn::{TxnMetadata, TxnState, MAX_TIMEOUT_MS};
+
+/// Before KIP-588 (these request versions) clients know a fenced producer
+/// only as INVALID_PRODUCER_EPOCH.
+fn fenced_for(version: i16, first_version_knowing_fenced: i16, e: E) -> E {
+    if e == E::ProducerFenced && version < first_version_knowing_fenced {
+        E::InvalidProducerEpoch
+    } else {
+        e
+    }
+}
+
+fn routed<T>(outcome: Result<Result<T, E>, crate::broker::GroupRouteError>) -> Result<T, E> {
+    match outcome {
+        Ok(r) => r,
+        Err(e) => Err(E::try_from_code(route_error(&e)).unwrap_or(E::CoordinatorNotAvailable)),
+    }
+}
+
+/// InitProducerId with a transactional id: a new producer id (epoch 0)
+/// the first time, the next epoch after (fencing older instances). An
+/// open transaction is aborted first (CONCURRENT_TRANSACTIONS meanwhile:
+/// the client retries). Returns (producer id, epoch).
+pub async fn init_transactional(
+    broker: &Arc<Broker>,
+    id: String,
+    timeout_ms: i32,
+    producer_id: i64,
+    producer_epoch: i16,
+) -> Result<(i64, i16), E> {
+    if timeout_ms <= 0 || timeout_ms > MAX_TIMEOUT_MS {
+        return Err(E::InvalidTransactionTimeout);
+    }
+    let owner = broker.clone();
+    let outcome = broker
+        .with_txn_coordinator(&id.clone(), move |ctx, replica| async move {
+            let now = crate::now_ms();
+            let coord = &ctx.transactions;
+            let (next_id, next_epoch) = match coord.get(&id) {
+                None => (new_producer_id(&owner).await?, 0),
+                Some(m) => {
+                    // KIP-360: a producer naming its id and epoch may only
+                    // bump its own (current) epoch.
+                    if producer_id >= 0 && (producer_id != m.producer_id || producer_epoch != m.producer_epoch) {
+                        return Err(E::ProducerFenced);
+                    }
+                    if m.state.is_preparing() {
+                        return Err(E::ConcurrentTransactions);
+                    }
+                    if m.state == TxnState::Ongoing {
+                        persist(coord, &replica, &id, m.fence_and_abort(now)).await?;
+                        complete_in_background(owner, ctx.clone(), replica, id);
+                        return Err(E::ConcurrentTransactions);
+                    }
+                    if m.producer_epoch >= i16::MAX - 1 {
+                        (new_producer_id(&owner).await?, 0) // epochs exhausted
+                    } else {
+                        (m.producer_id, m.producer_epoch + 1)
+                    }
+                }
+            };
+            let next = TxnMetadata {
+                producer_id: next_id,
+                producer_epoch: next_epoch,
+                timeout_ms,
+                state: TxnState::Empty,
+                partitions: BTreeSet::new(),
+                start_ms: -1,
+                last_update_ms: now,
+            };
+            persist(coord, &replica, &id, next).await?;
+            Ok((next_id, next_epoch))
+        })
+        .await;
+    routed(outcome)
+}
+
+async fn new_producer_id(broker: &Arc<Broker>) -> Result<i64, E> {
+    broker.new_producer_id().await.map_err(|e| {
+        tracing::info!(error = %e, "cannot allocate producer ids yet");
+        E::CoordinatorLoadInProgress
+    })
+}
+
+/// Adds partitions to (or with `verify_only`, checks them against) a
+/// transaction on its coordinator.
+async fn add_to_txn(
+    broker: &Arc<Broker>,
+    id: String,
+    producer_id: i64,
+    producer_epoch: i16,
+    partitions: Vec<(String, i32)>,
+    verify_only: bool,
+) -> Result<(), E> {
+    let outcome = broker
+        .with_txn_coordinator(&id.clone(), move |ctx, replica| async move {
+            let coord = &ctx.transactions;
+            let meta = coord.get(&id).ok_or(E::InvalidProducerIdMapping)?;
+            meta.check_producer(producer_id, producer_epoch)?;
+            if verify_only {
+                let open = meta.state == TxnState::Ongoing;
+                return match open && partitions.iter().all(|p| meta.partitions.contains(p)) {
+                    true => Ok(()),
+                    false => Err(E::InvalidTxnState),
+                };
+            }
+            match meta.add_partitions(partitions, crate::now_ms())? {
+                Some(next) => persist(coord, &replica, &id, next).await,
+                None => Ok(()),
+            }
+        })
+        .await;
+    routed(outcome)
+}
+
+pub async fn add_partitions(
+    broker: &Arc<Broker>,
+    req: AddPartitionsToTxnRequest,
+    version: i16,
+) -> AddPartitionsToTxnResponse {
+    if version <= 3 {
+        let result = add_one(
+            broker,
+            req.v3_and_below_transactional_id.to_string(),
+            req.v3_and_below_producer_id.0,
+            req.v3_and_below_producer_epoch,
+            req.v3_and_below_topics,
+            false,
+            version,
+        )
+        .await;
+        return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(result);
+    }
+    let mut results = Vec::with_capacity(req.transactions.len());
+    for t in req.transactions {
+        let topics = add_one(
+            broker,
+            t.transactional_id.to_string(),
+            t.producer_id.0,
+            t.producer_epoch,
+            t.topics,
+            t.verify_only,
+            version,
+        )
+        .await;
+        results.push(
+            AddPartitionsToTxnResult::default().with_transactional_id(t.transactional_id).with_topic_results(topics),
+        );
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
+/// One transaction's AddPartitionsToTxn: unknown partitions fail alone
+/// (the rest OPERATION_NOT_ATTEMPTED), as Kafka checks them first.
+async fn add_one(
+    broker: &Arc<Broker>,
+    id: String,
+    producer_id: i64,
+    producer_epoch: i16,
+    topics: Vec<AddPartitionsToTxnTopic>,
+    verify_only: bool,
+    version: i16,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let known = |t: &AddPartitionsToTxnTopic, p: i32| {
+        broker.topic(&t.name).and_then(|topic| topic.tp(p)).is_some() && t.name.0.as_str() != crate::txn::TXN_TOPIC
+    };
+    let all_known = topics.iter().all(|t| t.partitions.iter().all(|&p| known(t, p)));
+    let outcome = if all_known {
+        let wanted = topics.iter().flat_map(|t| t.partitions.iter().map(|&p| (t.name.to_string(), p))).collect();
+        add_to_txn(broker, id, producer_id, producer_epoch, wanted, verify_only).await.err()
+    } else {
+        None
+    };
+    topics
+        .iter()
+        .map(|t| {
+            let results = t
+                .partitions
+                .iter()
+                .map(|&p| {
+                    let error = match (all_known, known(t, p), outcome) {
+                        (false, false, _) => code::of(E::UnknownTopicOrPartition),
+                        (false, true, _) => code::of(E::OperationNotAttempted),
+                        (true, _, Some(e)) => code::of(fenced_for(version, 2, e)),
+                        (true, _, None) => code::NONE,
+                    };
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(p)
+                        .with_partition_error_code(error)
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default().with_name(t.name.clone()).with_results_by_partition(results)
+        })
+        .collect()
+}
+
+pub async fn add_offsets(broker: &Arc<Broker>, req: AddOffsetsToTxnRequest, version: i16) -> AddOffsetsToTxnResponse {
+    let error = match broker.offsets_topic().await {
+        Err(_) => E::CoordinatorNotAvailable,
+        Ok(_) => {
+            let partition = (OFFSETS_TOPIC.to_string(), crate::group::partition_for(&req.group_id));
+            let added = add_to_txn(
+                broker,
+                req.transactional_id.to_string(),
+                req.producer_id.0,
+                req.producer_epoch,
+                vec![partition],
+                false,
+            )
+            .await;
+            match added {
+                Ok(()) => return AddOffsetsToTxnResponse::default(),
+                Err(e) => fenced_for(version, 2, e),
+            }
+        }
+    };
+    AddOffsetsToTxnResponse::default().with_error_code(code::of(error))
+}
+
+pub async fn end_txn(broker: &Arc<Broker>, req: EndTxnRequest, version: i16) -> EndTxnResponse {
+    let id = req.transactional_id.to_string();
+    let (producer_id, producer_epoch, commit) = (req.producer_id.0, req.producer_epoch, req.committed);
+    let owner = broker.clone();
+    let outcome = broker
+        .with_txn_coordinator(&id.clone(), move |ctx, replica| async move {
+            let meta = ctx.transactions.get(&id).ok_or(E::InvalidProducerIdMapping)?;
+            meta.check_producer(producer_id, producer_epoch)?;
+            if let Some(prepared) = meta.end(commit, crate::now_ms())? {
+                persist(&ctx.transactions, &replica, &id, prepared).await?;
+                complete_in_background(owner, ctx, replica, id);
+            }
+            Ok(())
+        })
+        .await;
+    match routed(outcome) {
+        Ok(()) => EndTxnResponse::default(),
+        Err(e) => EndTxnResponse::default().with_error_code(code::of(fenced_for(version, 2, e))),
+    }
+}
+
+/// WriteTxnMarkers (from a transaction coordinator): each marker to each
+/// partition this broker leads.
+pub async fn write_markers(broker: &Arc<Broker>, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+    let mut results = Vec::with_capacity(req.markers.len());
+    for m in req.markers {
+        let marker = Marker {
+            producer_id: m.producer_id.0,
+            producer_epoch: m.producer_epoch,
+            coordinator_epoch: m.coordinator_epoch,
+            commit: m.transaction_result,
+        };
+        let mut topics = Vec::with_capacity(m.topics.len());
+        for t in m.topics {
+            let mut partitions = Vec::with_capacity(t.partition_indexes.len());
+            for p in t.partition_indexes {
+                let written = markers::append_on_broker(broker, &t.name, p, marker).await;
+                let error = written.err().map_or(code::NONE, code::of);
+                partitions
+                    .push(WritableTxnMarkerPartitionResult::default().with_partition_index(p).with_error_code(error));
+            }
+            topics.push(WritableTxnMarkerTopicResult::default().with_name(t.name).with_partitions(partitions));
+        }
+        results.push(WritableTxnMarkerResult::default().with_producer_id(m.producer_id).with_topics(topics));
+    }
+    WriteTxnMarkersResponse::default().with_markers(results)
+}
+
+/// TxnOffsetCommit: offsets written to `__consumer_offsets` inside the
+/// producer's transaction; they count once it commits.
+pub async fn txn_offset_commit(broker: &Arc<Broker>, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+    let planned = super::offsets::plan_commit(
+        broker,
+        req.topics.iter().map(|t| {
+            let parts = t.partitions.iter().map(|p| {
+                (p.partition_index, p.committed_offset, p.committed_leader_epoch, p.committed_metadata.as_ref())
+            });
+            (&t.name, parts.collect())
+        }),
+    );
+    let to_write = super::offsets::entries_to_write(&planned);
+    let group_id = req.group_id.to_string();
+    let member_id = req.member_id.to_string();
+    let instance_id = req.group_instance_id.as_ref().map(|i| i.to_string());
+    let (generation, producer_id, producer_epoch) = (req.generation_id, req.producer_id.0, req.producer_epoch);
+    let outcome = broker
+        .with_coordinator(&group_id.clone(), move |coord, offsets| async move {
+            // Member and generation are checked only when the producer sent
+            // them (KIP-447, v3+), as Kafka does.
+            if generation >= 0 || !member_id.is_empty() {
+                let Some(group) = coord.get(&group_id) else { return code::of(E::IllegalGeneration) };
+                let check = group.borrow().check_commit(&member_id, instance_id.as_deref(), generation);
+                if check != 0 {
+                    return check;
+                }
+            }
+            if to_write.is_empty() {
+                return code::NONE;
+            }
+            let batch = encode_txn_offset_commit(&group_id, &to_write, crate::now_ms(), producer_id, producer_epoch);
+            if let Err(e) = offsets.append_group_record(batch).await {
+                tracing::warn!(group = %group_id, error = ?e, "writing transactional offsets failed");
+                return match e {
+                    crate::replication::CommitError::Kafka(E::InvalidProducerEpoch) => code::of(E::ProducerFenced),
+                    e => super::commit_error(&e),
+                };
+            }
+            coord.add_txn_offsets(producer_id, &group_id, to_write);
+            code::NONE
+        })
+        .await;
+    let group_error = outcome.unwrap_or_else(|e| route_error(&e));
+    let topics = planned
+        .into_iter()
+        .map(|(name, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|(p, entry)| {
+                    let error = entry.err().unwrap_or(group_error);
+                    TxnOffsetCommitResponsePartition::default().with_partition_index(p).with_error_code(error)
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default().with_name(name).with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+fn described(id: StrBytes, m: &TxnMetadata) -> TransactionState {
+    let mut topics: Vec<TopicData> = Vec::new();
+    for (topic, p) in &m.partitions {
+        match topics.last_mut() {
+            Some(t) if t.topic.0.as_str() == topic => t.partitions.push(*p),
+            _ => topics.push(
+                TopicData::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+                    .with_partitions(vec![*p]),
+            ),
+        }
+    }
+    TransactionState::default()
+        .with_transactional_id(TransactionalId(id))
+        .with_transaction_state(StrBytes::from_static_str(m.state.name()))
+        .with_transaction_timeout_ms(m.timeout_ms)
+        .with_transaction_start_time_ms(if m.state == TxnState::Ongoing { m.start_ms } else { -1 })
+        .with_producer_id(ProducerId(m.producer_id))
+        .with_producer_epoch(m.producer_epoch)
+        .with_topics(topics)
+}
+
+pub async fn describe(broker: &Arc<Broker>, req: DescribeTransactionsRequest) -> DescribeTransactionsResponse {
+    let mut states = Vec::with_capacity(req.transactional_ids.len());
+    for id in req.transactional_ids {
+        let name = id.0.to_string();
+        let outcome = broker
+            .with_txn_coordinator(&name.clone(), move |ctx, _| async move {
+                ctx.transactions.get(&name).ok_or(E::TransactionalIdNotFound)
+            })
+            .await;
+        states.push(match routed(outcome) {
+            Ok(m) => described(id.0, &m),
+            Err(e) => TransactionState::default().with_transactional_id(id).with_error_code(code::of(e)),
+        });
+    }
+    DescribeTransactionsResponse::default().with_transaction_states(states)
+}
+
+/// ListTransactions: the transactions this broker coordinates, filtered
+/// by state, producer id and (v1) running longer than a duration.
+pub async fn list(broker: &Arc<Broker>, req: ListTransactionsRequest) -> ListTransactionsResponse {
+    let known = |s: &StrBytes| (0..8).filter_map(TxnState::from_code).any(|state| state.name() == s.as_str());
+    let unknown: Vec<StrBytes> = req.state_filters.iter().filter(|s| !known(s)).cloned().collect();
+    let now = crate::now_ms();
+    let mut listed = Vec::new();
+    for shard in 0..broker.shards.len() {
+        let all = broker.shards.run_on(shard, |ctx| async move { led_transactions(&ctx) }).await.unwrap_or_default();
+        for (id, m) in all {
+            let state_ok =
+                req.state_filters.is_empty() || req.state_filters.iter().any(|s| s.as_str() == m.state.name());
+            let producer_ok =
+                req.producer_id_filters.is_empty() || req.producer_id_filters.contains(&ProducerId(m.producer_id));
+            let duration_ok =
+                req.duration_filter < 0 || (m.state == TxnState::Ongoing && now - m.start_ms >= req.duration_filter);
+            if state_ok && producer_ok && duration_ok {
+                listed.push(
+                    ListedTransaction::default()
+                        .with_transactional_id(TransactionalId(StrBytes::from_string(id)))
+                        .with_producer_id(ProducerId(m.producer_id))
+                        .with_transaction_state(StrBytes::from_static_str(m.state.name())),
+                );
+            }
+        }
+    }
+    ListTransactionsResponse::default().with_unknown_state_filters(unknown).with_transaction_states(listed)
+}
+
+/// The transactions a shard coordinates (of partitions it has loaded).
+fn led_transactions(ctx: &Rc<ShardContext>) -> Vec<(String, TxnMetadata)> {
+    ctx.transactions
+        .all()
+        .into_iter()
+        .filter(|(id, _)| !ctx.transactions.is_loading(crate::txn::partition_for(id)))
+        .collect()
+}
+
+/// KIP-890: a transactional batch for a partition where its producer has
+/// no transaction open yet is written only if the coordinator has the
+/// partition in the producer's transaction. Returns the error to answer.
+pub async fn verify_produce(
+    broker: &Arc<Broker>,
+    replica_in_txn: bool,
+    transactional_id: Option<&str>,
+    producer_id: i64,
+    producer_epoch: i16,
+    topic: &str,
+    partition: i32,
+) -> Result<(), E> {
+    if replica_in_txn {
+        return Ok(());
+    }
+    let Some(id) = transactional_id.filter(|id| !id.is_empty()) else { return Err(E::InvalidTxnState) };
+    let wanted = vec![(topic.to_string(), partition)];
+    let mut verified = add_to_txn(broker, id.to_string(), producer_id, producer_epoch, wanted, true).await;
+    if verified == Err(E::NotCoordinator) {
+        verified = verify_remotely(broker, id, producer_id, producer_epoch, topic, partition).await;
+    }
+    verified.map_err(|e| match e {
+        // Retriable for every client version, as Kafka maps them.
+        E::NotCoordinator | E::CoordinatorNotAvailable | E::CoordinatorLoadInProgress | E::ConcurrentTransactions => {
+            E::NotEnoughReplicas
+        }
+        E::ProducerFenced => E::InvalidProducerEpoch,
+        _ => E::InvalidTxnState,
+    })
+}
+
+/// AddPartitionsToTxn v4 with verify_only to the broker coordinating `id`.
+async fn verify_remotely(
+    broker: &Arc<Broker>,
+    id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    topic: &str,
+    partition: i32,
+) -> Result<(), E> {
+    let coordinator = broker
+        .topic(crate::txn::TXN_TOPIC)
+        .and_then(|t| t.meta.partition(crate::txn::partition_for(id)).map(|p| p.leader))
+        .filter(|&leader| leader >= 0 && leader != broker.node_id())
+        .and_then(|leader| broker.broker_address(leader))
+        .ok_or(E::CoordinatorNotAvailable)?;
+    let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
+        kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())))
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(producer_epoch)
+            .with_verify_only(true)
+            .with_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![partition])]),
+    ]);
+    let timeout = std::time::Duration::from_secs(5);
+    let client_id = format!("sluice-broker-{}", broker.node_id());
+    let response = async {
+        let mut conn = crate::replication::client::KafkaConnection::connect(&coordinator, client_id, timeout).await?;
+        conn.call("AddPartitionsToTxn", &request, 4, timeout).await
+    }
+    .await
+    .map_err(|_| E::CoordinatorNotAvailable)?;
+    let error = response
+        .results_by_transaction
+        .iter()
+        .flat_map(|t| &t.topic_results)
+        .flat_map(|t| &t.results_by_partition)
+        .map(|p| p.partition_error_code)
+        .find(|&c| c != code::NONE)
+        .or(Some(response.error_code).filter(|&c| c != code::NONE));
+    match error.map(|c| E::try_from_code(c).unwrap_or(E::UnknownServerError)) {
+        None => Ok(()),
+        Some(e) => Err(e),
+    }
+}
