@@ -87,7 +87,7 @@ fn retries_gaps_and_stale_epochs_as_kafka_answers_them() {
     assert_eq!(produce(&mut c, producer_batch(pid, 0, 3, &[b"e"])).0, ResponseError::InvalidProducerEpoch.code());
     // A producer id without a sequence is malformed, as Kafka's LogValidator says.
     assert_eq!(produce(&mut c, producer_batch(pid, 1, -1, &[b"x"])).0, ResponseError::InvalidRecord.code());
-    // No transaction coordinator yet: transactional batches are refused.
+    // A transactional batch outside any transaction (no transactional id) is refused.
     assert_eq!(produce(&mut c, transactional_batch(pid, 1, 1, &[b"t"])).0, ResponseError::InvalidTxnState.code());
     // A producer the partition never saw may start anywhere (Kafka 2.5+).
     assert_eq!(produce(&mut c, producer_batch(pid + 1, 0, 7, &[b"f"])), (0, 4));
