@@ -314,3 +314,30 @@ def test_admin_sees_the_cluster_and_grows_a_replicated_topic(cluster):
     with pytest.raises(KafkaException) as shrink:
         admin.create_partitions([NewPartitions("growing", 3)])["growing"].result(30)
     assert shrink.value.args[0].code() == KafkaError.INVALID_PARTITIONS
+
+
+def test_transactions_span_partitions_led_by_every_node(cluster):
+    # Six partitions over three nodes: the coordinator writes most markers
+    # through WriteTxnMarkers to other leaders, and those leaders verify
+    # transactional batches with the coordinator on another node (KIP-890).
+    create_topic(cluster, "tx-cluster", partitions=6, config={"min.insync.replicas": "2"})
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": "tx-cluster-1", "linger.ms": 5})
+    producer.init_transactions(30)
+    for txn, commit in enumerate([True, False, True]):
+        producer.begin_transaction()
+        for i in range(60):
+            producer.produce("tx-cluster", value=f"{txn}-{i}".encode(), partition=i % 6)
+        producer.flush(30)
+        (producer.commit_transaction if commit else producer.abort_transaction)(30)
+    consumer = Consumer(
+        {"bootstrap.servers": cluster.bootstrap, "group.id": "unused", "isolation.level": "read_committed"}
+    )
+    consumer.assign([TopicPartition("tx-cluster", p, 0) for p in range(6)])
+    seen, last = [], time.time()
+    while time.time() - last < 3:
+        for m in consumer.consume(1000, 0.2):
+            assert not m.error(), m.error()
+            seen.append(m.value().decode())
+            last = time.time()
+    consumer.close()
+    assert sorted(seen) == sorted(f"{t}-{i}" for t in (0, 2) for i in range(60))

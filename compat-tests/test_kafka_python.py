@@ -1,7 +1,7 @@
 """kafka-python (pure-Python client, its own protocol code) producing with
 its defaults (idempotent, acks=all) and fetching back by assign/seek."""
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
 
 def test_produce_and_fetch_round_trip(broker):
@@ -44,3 +44,41 @@ def test_metadata_lists_partitions(broker):
     consumer.close()
     admin.delete_topics(["kp-admin"])
     admin.close()
+
+
+def test_transactions_as_in_the_kafka_python_readme(broker):
+    # kafka-python's own transactional example, plus its exactly-once
+    # consume-transform-produce step (send_offsets_to_transaction).
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="fizzbuzz")
+    producer.init_transactions()
+    producer.begin_transaction()
+    future = producer.send("txn_topic", value=b"yes")
+    future.get()  # wait for successful produce
+    producer.commit_transaction()  # commit the transaction
+
+    producer.begin_transaction()
+    future = producer.send("txn_topic", value=b"no")
+    future.get()  # wait for successful produce
+    producer.abort_transaction()  # abort the transaction
+
+    producer.begin_transaction()
+    producer.send("txn_topic", value=b"offsets")
+    tp = TopicPartition("txn_topic", 0)
+    producer.send_offsets_to_transaction({tp: OffsetAndMetadata(1, "", -1)}, "kp-group")
+    producer.commit_transaction()
+    producer.close()
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=broker.bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        consumer_timeout_ms=3000,
+    )
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    assert [m.value for m in consumer] == [b"yes", b"offsets"]
+    assert consumer.end_offsets([tp])[tp] == 6  # three records, three markers
+    consumer.close()
+    group = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="kp-group", enable_auto_commit=False)
+    assert group.committed(tp) == 1
+    group.close()
