@@ -252,3 +252,66 @@ fn write_txn_markers_end_a_producers_transaction_on_a_partition() {
     let resp: WriteTxnMarkersResponse = c.call(ApiKey::WriteTxnMarkers, 1, &marker("nope"));
     assert_eq!(resp.markers[0].topics[0].partitions[0].error_code, E::UnknownTopicOrPartition.code());
 }
+
+#[test]
+fn offsets_committed_in_a_transaction_count_only_once_it_commits() {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    let broker = Broker::start(&[]);
+    let mut c = broker.connect();
+    setup(&mut c);
+    let (_, pid, _) = init(&mut c, TXN, 4);
+    let add: AddOffsetsToTxnResponse = c.call(
+        ApiKey::AddOffsetsToTxn,
+        3,
+        &AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(TXN)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(0)
+            .with_group_id(GroupId(s("g"))),
+    );
+    assert_eq!(add.error_code, 0);
+    let commit: TxnOffsetCommitResponse = c.call(
+        ApiKey::TxnOffsetCommit,
+        3,
+        &TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(s(TXN)))
+            .with_group_id(GroupId(s("g")))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(0)
+            .with_generation_id(-1)
+            .with_topics(vec![TxnOffsetCommitRequestTopic::default().with_name(TopicName(s("txn"))).with_partitions(
+                vec![TxnOffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(42)],
+            )]),
+    );
+    assert_eq!(commit.topics[0].partitions[0].error_code, 0);
+    let fetch = |c: &mut Client, require_stable: bool| {
+        let req = OffsetFetchRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_require_stable(require_stable)
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(TopicName(s("txn")))
+                .with_partition_indexes(vec![0])]));
+        let resp: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &req);
+        let p = &resp.topics[0].partitions[0];
+        (p.error_code, p.committed_offset)
+    };
+    assert_eq!(fetch(&mut c, false), (0, -1), "not committed yet");
+    assert_eq!(fetch(&mut c, true), (E::UnstableOffsetCommit.code(), -1));
+    assert_eq!(end_txn(&mut c, 4, pid, 0, true), 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fetch(&mut c, true) != (0, 42) {
+        assert!(Instant::now() < deadline, "the committed transaction's offset never became visible");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Replayed from __consumer_offsets after a crash: still committed.
+    let broker = Broker::start_in(broker.kill9(), &[]);
+    let mut c = broker.connect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fetch(&mut c, true) != (0, 42) {
+        assert!(Instant::now() < deadline, "the offset was lost in the restart");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

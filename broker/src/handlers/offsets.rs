@@ -86,8 +86,8 @@ pub async fn commit(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16
 
 /// (topic, partitions) asked for; `None` means every committed offset.
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
-/// (partition, offset, leader epoch, metadata) as OffsetFetch reports it.
-type FoundOffset = (i32, i64, i32, Option<String>);
+/// (partition, offset, leader epoch, metadata, error) as OffsetFetch reports it.
+type FoundOffset = (i32, i64, i32, Option<String>, i16);
 /// Per topic, the offsets found.
 type Found = Vec<(String, Vec<FoundOffset>)>;
 /// Per partition of a commit: the entry to write, or an error decided up front.
@@ -134,15 +134,28 @@ pub(super) fn entries_to_write(planned: &[PlannedTopic]) -> Vec<OffsetEntry> {
         .collect()
 }
 
-async fn fetch_group(broker: &Arc<Broker>, group_id: String, wanted: Wanted) -> Result<Found, i16> {
+/// A group's committed offsets. With `require_stable` (KIP-447), an offset
+/// an open transaction is about to replace is not answered:
+/// UNSTABLE_OFFSET_COMMIT, and the client asks again.
+async fn fetch_group(
+    broker: &Arc<Broker>,
+    group_id: String,
+    wanted: Wanted,
+    require_stable: bool,
+) -> Result<Found, i16> {
     broker
         .with_coordinator(&group_id.clone(), move |coord, _| async move {
             let group = coord.get(&group_id);
             let lookup = |topic: &str, p: i32| {
+                if require_stable && coord.has_pending_txn_offset(&group_id, topic, p) {
+                    return (p, -1, -1, Some(String::new()), code::of(E::UnstableOffsetCommit));
+                }
                 group
                     .as_ref()
                     .and_then(|g| g.borrow().offsets.get(&(topic.to_string(), p)).cloned())
-                    .map_or((p, -1, -1, Some(String::new())), |c| (p, c.offset, c.leader_epoch, c.metadata))
+                    .map_or((p, -1, -1, Some(String::new()), code::NONE), |c| {
+                        (p, c.offset, c.leader_epoch, c.metadata, code::NONE)
+                    })
             };
             match wanted {
                 Some(topics) => topics
@@ -155,13 +168,8 @@ async fn fetch_group(broker: &Arc<Broker>, group_id: String, wanted: Wanted) -> 
                 None => {
                     let mut by_topic: std::collections::BTreeMap<String, Vec<FoundOffset>> = Default::default();
                     if let Some(g) = &group {
-                        for ((t, p), c) in &g.borrow().offsets {
-                            by_topic.entry(t.clone()).or_default().push((
-                                *p,
-                                c.offset,
-                                c.leader_epoch,
-                                c.metadata.clone(),
-                            ));
+                        for (t, p) in g.borrow().offsets.keys() {
+                            by_topic.entry(t.clone()).or_default().push(lookup(t, *p));
                         }
                     }
                     by_topic
@@ -188,7 +196,7 @@ pub async fn fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) 
                 .as_ref()
                 .map(|ts| ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect());
             let base = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            groups.push(match fetch_group(broker, g.group_id.to_string(), wanted).await {
+            groups.push(match fetch_group(broker, g.group_id.to_string(), wanted, req.require_stable).await {
                 Ok(found) => base.with_topics(
                     found
                         .into_iter()
@@ -198,12 +206,13 @@ pub async fn fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) 
                                 .with_partitions(
                                     parts
                                         .into_iter()
-                                        .map(|(p, o, e, m)| {
+                                        .map(|(p, o, e, m, error)| {
                                             OffsetFetchResponsePartitions::default()
                                                 .with_partition_index(p)
                                                 .with_committed_offset(o)
                                                 .with_committed_leader_epoch(e)
                                                 .with_metadata(s(m))
+                                                .with_error_code(error)
                                         })
                                         .collect(),
                                 )
@@ -217,7 +226,7 @@ pub async fn fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) 
     }
     let wanted =
         req.topics.as_ref().map(|ts| ts.iter().map(|t| (t.name.to_string(), t.partition_indexes.clone())).collect());
-    match fetch_group(broker, req.group_id.to_string(), wanted).await {
+    match fetch_group(broker, req.group_id.to_string(), wanted, version >= 7 && req.require_stable).await {
         Ok(found) => {
             let topics = found
                 .into_iter()
@@ -225,11 +234,12 @@ pub async fn fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) 
                     OffsetFetchResponseTopic::default().with_name(TopicName(StrBytes::from_string(t))).with_partitions(
                         parts
                             .into_iter()
-                            .map(|(p, o, e, m)| {
+                            .map(|(p, o, e, m, error)| {
                                 let r = OffsetFetchResponsePartition::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(o)
-                                    .with_metadata(s(m));
+                                    .with_metadata(s(m))
+                                    .with_error_code(error);
                                 if version >= 5 {
                                     r.with_committed_leader_epoch(e)
                                 } else {
