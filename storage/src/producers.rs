@@ -15,7 +15,7 @@
 //! keeps the aborted list in a `.txnindex` per segment; here it travels in
 //! the snapshots (an abort is 24 bytes) and is trimmed with the log start.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use crate::batch::{StoredBatch, TxnMarker};
@@ -98,6 +98,9 @@ pub enum SequenceError {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProducerStates {
     producers: HashMap<i64, Producer>,
+    /// Open transactions as (first offset, producer id): the lowest bounds
+    /// the last stable offset, found without walking every producer.
+    open: BTreeSet<(i64, i64)>,
     /// In marker order, so by `last_offset`.
     aborted: Vec<AbortedTxn>,
     /// Transactions whose marker may not be replicated yet: (first offset,
@@ -203,6 +206,7 @@ impl ProducerStates {
         }
         if batch.is_transactional() && producer.txn_first_offset.is_none() {
             producer.txn_first_offset = Some(batch.base_offset);
+            self.open.insert((batch.base_offset, batch.producer_id));
         }
         if batch.producer_epoch != producer.epoch {
             producer.epoch = batch.producer_epoch;
@@ -233,6 +237,7 @@ impl ProducerStates {
         }
         producer.coordinator_epoch = marker.coordinator_epoch;
         if let Some(first_offset) = producer.txn_first_offset.take() {
+            self.open.remove(&(first_offset, batch.producer_id));
             let last_offset = batch.base_offset;
             self.completed.push((first_offset, last_offset));
             if !marker.commit {
@@ -250,9 +255,9 @@ impl ProducerStates {
     /// transaction's first offset and every completed one whose marker the
     /// high watermark has not passed yet (Kafka's first unstable offset).
     pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
-        let open = self.producers.values().filter_map(|p| p.txn_first_offset);
+        let open = self.open.first().map(|&(first, _)| first);
         let unreplicated = self.completed.iter().filter(|&&(_, marker)| marker >= high_watermark).map(|&(f, _)| f);
-        open.chain(unreplicated).fold(high_watermark, i64::min)
+        open.into_iter().chain(unreplicated).fold(high_watermark, i64::min)
     }
 
     /// Forgets completed transactions whose marker the high watermark passed.
@@ -360,6 +365,9 @@ impl ProducerStates {
                     last_offset: r.i64()?,
                     max_timestamp: r.i64()?,
                 });
+            }
+            if let Some(first) = txn_first_offset {
+                states.open.insert((first, id));
             }
             states.producers.insert(id, Producer { epoch, batches, txn_first_offset, coordinator_epoch });
         }

@@ -32,6 +32,9 @@ pub async fn persist(
     let written = replica.append_group_record(super::encode(id, Some(&next), crate::now_ms())).await;
     coord.end_change(id);
     match written {
+        // Leadership lost meanwhile: the next leader replays the log, and
+        // this shard no longer holds the partition's transactions.
+        Ok(_) if !replica.is_leader() => Err(ResponseError::NotCoordinator),
         Ok(_) => {
             coord.put(id, next);
             Ok(())
