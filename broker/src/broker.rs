@@ -241,7 +241,7 @@ impl Broker {
         self.on_internal_leader(
             topic,
             partition_for(group),
-            |ctx, p| ctx.coordinator.is_loading(p),
+            |ctx, p| ctx.coordinator.loading.contains(p),
             |ctx, replica| f(ctx.coordinator.clone(), replica),
         )
         .await
@@ -258,7 +258,7 @@ impl Broker {
     {
         let topic = self.txn_topic().await;
         let partition = crate::txn::partition_for(id);
-        self.on_internal_leader(topic, partition, |ctx, p| ctx.transactions.is_loading(p), f).await
+        self.on_internal_leader(topic, partition, |ctx, p| ctx.transactions.loading.contains(p), f).await
     }
 
     /// Runs `f` on the owner shard of an internal topic's partition, if

@@ -64,13 +64,32 @@ pub fn kafka_partition(key: &str, partitions: i32) -> i32 {
     (hash & 0x7fff_ffff) % partitions
 }
 
+/// Partitions of an internal topic being replayed after this shard became
+/// their leader: what they hold is not served until done.
+#[derive(Default)]
+pub struct Loading(RefCell<std::collections::HashSet<i32>>);
+
+impl Loading {
+    pub fn set(&self, partition: i32, loading: bool) {
+        if loading {
+            self.0.borrow_mut().insert(partition);
+        } else {
+            self.0.borrow_mut().remove(&partition);
+        }
+    }
+
+    pub fn contains(&self, partition: i32) -> bool {
+        self.0.borrow().contains(&partition)
+    }
+}
+
 /// The groups coordinated by one shard.
 pub struct Coordinator {
     pub config: GroupConfig,
     groups: RefCell<HashMap<String, Rc<RefCell<Group>>>>,
     /// `__consumer_offsets` partitions being replayed after this shard
     /// became their leader: their groups are not served until done.
-    loading: RefCell<std::collections::HashSet<i32>>,
+    pub loading: Loading,
     /// Offsets committed inside open transactions, by producer id, then
     /// group: they count once the transaction's COMMIT marker is written.
     txn_offsets: RefCell<HashMap<i64, HashMap<String, Vec<OffsetEntry>>>>,
@@ -81,7 +100,7 @@ impl Coordinator {
         Self {
             config,
             groups: RefCell::new(HashMap::new()),
-            loading: RefCell::new(Default::default()),
+            loading: Loading::default(),
             txn_offsets: RefCell::new(HashMap::new()),
         }
     }
@@ -146,18 +165,6 @@ impl Coordinator {
     pub fn restore(&self, group: Rc<RefCell<Group>>) {
         let id = group.borrow().id.clone();
         self.groups.borrow_mut().entry(id).or_insert(group);
-    }
-
-    pub fn set_loading(&self, partition: i32, loading: bool) {
-        if loading {
-            self.loading.borrow_mut().insert(partition);
-        } else {
-            self.loading.borrow_mut().remove(&partition);
-        }
-    }
-
-    pub fn is_loading(&self, partition: i32) -> bool {
-        self.loading.borrow().contains(&partition)
     }
 
     /// Forgets the groups of `__consumer_offsets` partition `partition`:

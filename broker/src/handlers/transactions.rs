@@ -432,7 +432,7 @@ fn led_transactions(ctx: &Rc<ShardContext>) -> Vec<(String, TxnMetadata)> {
     ctx.transactions
         .all()
         .into_iter()
-        .filter(|(id, _)| !ctx.transactions.is_loading(crate::txn::partition_for(id)))
+        .filter(|(id, _)| !ctx.transactions.loading.contains(crate::txn::partition_for(id)))
         .collect()
 }
 

@@ -12,6 +12,7 @@ mod replica;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub(crate) use reconcile::replay_log;
 pub use reconcile::{follow_metadata, reconcile};
 pub use replica::{CommitError, Replica, Replicas, Role};
 

@@ -144,17 +144,17 @@ async fn apply_on_shard(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, specs: Vec
         };
         match replica.apply_state(me, &spec.state) {
             Ok(Transition::BecameLeader) if spec.topic == OFFSETS_TOPIC => {
-                ctx.coordinator.set_loading(spec.index, true);
+                ctx.coordinator.loading.set(spec.index, true);
                 load_groups(ctx, &replica).await;
-                ctx.coordinator.set_loading(spec.index, false);
+                ctx.coordinator.loading.set(spec.index, false);
             }
             Ok(Transition::LostLeadership) if spec.topic == OFFSETS_TOPIC => {
                 ctx.coordinator.unload_partition(spec.index)
             }
             Ok(Transition::BecameLeader) if spec.topic == TXN_TOPIC => {
-                ctx.transactions.set_loading(spec.index, true);
+                ctx.transactions.loading.set(spec.index, true);
                 crate::txn::driver::load(broker, ctx, &replica).await;
-                ctx.transactions.set_loading(spec.index, false);
+                ctx.transactions.loading.set(spec.index, false);
             }
             Ok(Transition::LostLeadership) if spec.topic == TXN_TOPIC => ctx.transactions.unload_partition(spec.index),
             Ok(_) => {}
@@ -199,21 +199,30 @@ fn claim_partition_dir(dir: &Path, topic_id: Uuid) -> std::io::Result<()> {
 /// Replays a `__consumer_offsets` partition this shard now leads into its
 /// coordinator, so committed offsets survive restarts and failovers.
 async fn load_groups(ctx: &ShardContext, replica: &Replica) {
+    let replayed = replay_log(replica, |bytes| {
+        let (records, next) = crate::group::decode_batch(bytes);
+        records.into_iter().for_each(|r| ctx.coordinator.replay(replica.index, r));
+        next
+    });
+    if let Err(e) = replayed.await {
+        tracing::error!(partition = replica.index, error = %e, "cannot load committed offsets");
+    }
+}
+
+/// Reads a replica's whole log in order, handing each read to `apply`,
+/// which returns the offset after the last whole batch it took.
+pub(crate) async fn replay_log(
+    replica: &Replica,
+    mut apply: impl FnMut(Bytes) -> Option<i64>,
+) -> Result<(), sluice_storage::StorageError> {
     let log = &replica.log;
     let mut offset = log.offsets().log_start_offset;
     while offset < log.offsets().log_end_offset {
-        let read = match log.read(offset, 1 << 20, true, i64::MAX).await {
-            Ok((read, _)) => read,
-            Err(e) => {
-                tracing::error!(partition = replica.index, error = %e, "cannot load committed offsets");
-                return;
-            }
-        };
-        let (records, next) = crate::group::decode_batch(Bytes::from(read.bytes));
-        records.into_iter().for_each(|r| ctx.coordinator.replay(replica.index, r));
-        match next {
+        let (read, _) = log.read(offset, 1 << 20, true, i64::MAX).await?;
+        match apply(Bytes::from(read.bytes)) {
             Some(next) if next > offset => offset = next,
             _ => break,
         }
     }
+    Ok(())
 }

@@ -8,7 +8,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::ResponseError;
 
 use super::markers::{self, Marker};
@@ -86,22 +85,14 @@ pub fn complete_in_background(broker: Arc<Broker>, ctx: Rc<ShardContext>, replic
 /// Replays a `__transaction_state` partition this shard now leads, then
 /// finishes every transaction it left prepared but not completed.
 pub async fn load(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, replica: &Rc<Replica>) {
-    let log = &replica.log;
-    let mut offset = log.offsets().log_start_offset;
-    while offset < log.offsets().log_end_offset {
-        let read = match log.read(offset, 1 << 20, true, i64::MAX).await {
-            Ok((read, _)) => read,
-            Err(e) => {
-                tracing::error!(partition = replica.index, error = %e, "cannot load transaction state");
-                return;
-            }
-        };
-        let (records, next) = super::decode(Bytes::from(read.bytes));
+    let replayed = crate::replication::replay_log(replica, |bytes| {
+        let (records, next) = super::decode(bytes);
         records.into_iter().for_each(|(id, meta)| ctx.transactions.replay(id, meta));
-        match next {
-            Some(next) if next > offset => offset = next,
-            _ => break,
-        }
+        next
+    });
+    if let Err(e) = replayed.await {
+        tracing::error!(partition = replica.index, error = %e, "cannot load transaction state");
+        return;
     }
     for (id, meta) in ctx.transactions.all() {
         if super::partition_for(&id) == replica.index && meta.state.is_preparing() {
@@ -118,7 +109,7 @@ pub async fn expire(broker: &Arc<Broker>, ctx: &Rc<ShardContext>) {
     let Some(topic) = broker.topic(super::TXN_TOPIC) else { return };
     for (id, meta) in ctx.transactions.all() {
         let Some(replica) = topic.tp(super::partition_for(&id)).and_then(|tp| ctx.replica(&tp)) else { continue };
-        if !replica.is_leader() || ctx.transactions.is_loading(replica.index) {
+        if !replica.is_leader() || ctx.transactions.loading.contains(replica.index) {
             continue;
         }
         if meta.timed_out(now) {

@@ -193,7 +193,7 @@ pub struct TxnCoordinator {
     pending: RefCell<HashSet<String>>,
     /// `__transaction_state` partitions being replayed after this shard
     /// became their leader.
-    loading: RefCell<HashSet<i32>>,
+    pub loading: crate::group::Loading,
 }
 
 impl TxnCoordinator {
@@ -220,18 +220,6 @@ impl TxnCoordinator {
 
     pub fn end_change(&self, id: &str) {
         self.pending.borrow_mut().remove(id);
-    }
-
-    pub fn set_loading(&self, partition: i32, loading: bool) {
-        if loading {
-            self.loading.borrow_mut().insert(partition);
-        } else {
-            self.loading.borrow_mut().remove(&partition);
-        }
-    }
-
-    pub fn is_loading(&self, partition: i32) -> bool {
-        self.loading.borrow().contains(&partition)
     }
 
     /// Forgets the transactions of a partition this shard no longer leads.
