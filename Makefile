@@ -7,7 +7,7 @@ SLUICE_BIN  := $(TARGET_DIR)/debug/sluice
 VENV        := .venv
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build cluster cluster-stop test unit compat lint bench bench-soak bench-tools bench-storage deps deps-build deps-apt deps-python deps-node clean
+.PHONY: run build cluster cluster-stop test unit compat lint bench bench-soak bench-tools bench-storage deps deps-build deps-apt deps-python deps-node deps-examples clean
 
 ## Build and start a one-node broker on 127.0.0.1:9092 with data under ./data.
 run: build
@@ -88,7 +88,7 @@ lint: deps-build
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy $(PROFILE) --workspace --all-targets -- -D warnings
 
-deps: deps-build deps-apt deps-python deps-node
+deps: deps-build deps-apt deps-python deps-node deps-examples
 
 # The rocksdb crate (raft/) generates its bindings with bindgen, which needs libclang.
 deps-build:
@@ -97,6 +97,23 @@ deps-build:
 # kcat links Debian's librdkafka 2.0.2: the "old client" in the suites.
 deps-apt:
 	@command -v kcat >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq kcat; }
+
+# librdkafka's own transactions example (examples/transactions.c, as
+# shipped), taken from the librdkafka sources in the rdkafka-sys crate on
+# crates.io (checksum pinned) and built against Debian's librdkafka 2.0.2.
+RDKAFKA_SYS        := rdkafka-sys-4.10.0+2.12.1
+RDKAFKA_SYS_SHA256 := e234cf318915c1059d4921ef7f75616b5219b10b46e9f3a511a15eb4b56a3f77
+EXAMPLES           := compat-tests/.examples
+deps-examples: $(EXAMPLES)/transactions
+$(EXAMPLES)/transactions:
+	@dpkg -s librdkafka-dev >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq librdkafka-dev; }
+	mkdir -p $(EXAMPLES)
+	python3 -c 'import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1]).read())' \
+	  "https://static.crates.io/crates/rdkafka-sys/$(subst +,%2B,$(RDKAFKA_SYS)).crate" > $(EXAMPLES)/rdkafka-sys.crate
+	echo "$(RDKAFKA_SYS_SHA256)  $(EXAMPLES)/rdkafka-sys.crate" | sha256sum -c --quiet
+	tar xzf $(EXAMPLES)/rdkafka-sys.crate -C $(EXAMPLES) --strip-components=3 $(RDKAFKA_SYS)/librdkafka/examples/transactions.c
+	rm $(EXAMPLES)/rdkafka-sys.crate
+	cc -O1 -I/usr/include/librdkafka -o $@ $(EXAMPLES)/transactions.c -lrdkafka
 
 deps-python: $(VENV)/.installed
 $(VENV)/.installed: compat-tests/requirements.txt
