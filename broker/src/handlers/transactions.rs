@@ -70,7 +70,9 @@ pub async fn init_transactional(
         .with_txn_coordinator(&id.clone(), move |ctx, replica| async move {
             let now = crate::now_ms();
             let coord = &ctx.transactions;
-            let (next_id, next_epoch) = match coord.get(&id) {
+            let current = coord.get(&id);
+            let before = current.as_ref().map(|m| (m.producer_id, m.producer_epoch));
+            let (next_id, next_epoch) = match current {
                 None => (new_producer_id(&owner).await?, 0),
                 Some(m) => {
                     // KIP-360: a producer naming its id and epoch may only
@@ -102,6 +104,11 @@ pub async fn init_transactional(
                 start_ms: -1,
                 last_update_ms: now,
             };
+            // Allocating an id awaited the quorum: another InitProducerId
+            // for this id may have been answered meanwhile.
+            if coord.get(&id).map(|m| (m.producer_id, m.producer_epoch)) != before {
+                return Err(E::ConcurrentTransactions);
+            }
             persist(coord, &replica, &id, next).await?;
             Ok((next_id, next_epoch))
         })
