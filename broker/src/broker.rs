@@ -93,6 +93,14 @@ pub enum BrokerError {
     Shard(#[from] ShardError),
 }
 
+/// This broker's producer-id blocks: the one in use and the next one.
+#[derive(Default)]
+struct ProducerIds {
+    current: std::ops::Range<i64>,
+    next: Option<std::ops::Range<i64>>,
+    fetching: bool,
+}
+
 pub struct Broker {
     pub config: Config,
     /// Port clients are told to use (the bound port when configured as 0).
@@ -108,8 +116,8 @@ pub struct Broker {
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// The metadata index whose replicas this broker has opened and roled.
     reconciled: watch::Sender<u64>,
-    /// Producer ids this broker may still hand out (a block from the quorum).
-    producer_ids: tokio::sync::Mutex<std::ops::Range<i64>>,
+    /// Producer ids this broker may still hand out (blocks from the quorum).
+    producer_ids: tokio::sync::Mutex<ProducerIds>,
 }
 
 impl Broker {
@@ -132,7 +140,7 @@ impl Broker {
             incarnation,
             topics: RwLock::new(HashMap::new()),
             reconciled: watch::channel(0).0,
-            producer_ids: tokio::sync::Mutex::new(0..0),
+            producer_ids: tokio::sync::Mutex::new(ProducerIds::default()),
         };
         let metadata = broker.metadata();
         broker.refresh_topics(&metadata);
@@ -383,21 +391,43 @@ impl Broker {
     }
 
     /// A producer id never handed out before, by any broker: taken from
-    /// this broker's block, asking the quorum for a new block when it is
-    /// used up (Kafka's AllocateProducerIds).
-    pub async fn new_producer_id(&self) -> Result<i64, BrokerError> {
+    /// this broker's block (Kafka's AllocateProducerIds). The next block is
+    /// requested in the background once 90% of the current one is used, as
+    /// Kafka does, so InitProducerId rarely waits on the quorum.
+    pub async fn new_producer_id(self: &Arc<Self>) -> Result<i64, BrokerError> {
         let mut ids = self.producer_ids.lock().await;
-        if ids.is_empty() {
-            let command = Command::AllocateProducerIds { broker: self.config.node_id };
-            let (outcome, _) = self.quorum.propose(command).await?;
-            let Reply::ProducerIds { first } = outcome? else {
-                return Err(BrokerError::Refused(ApplyError::ProducerIdsExhausted));
+        if ids.current.is_empty() {
+            ids.current = match ids.next.take() {
+                Some(block) => block,
+                None => self.allocate_producer_ids().await?,
             };
-            *ids = first..first + PRODUCER_ID_BLOCK;
         }
-        let id = ids.start;
-        ids.start += 1;
+        let id = ids.current.start;
+        ids.current.start += 1;
+        if (ids.current.end - ids.current.start) < PRODUCER_ID_BLOCK / 10 && ids.next.is_none() && !ids.fetching {
+            ids.fetching = true;
+            let broker = self.clone();
+            self.control.spawn(async move {
+                let block = broker.allocate_producer_ids().await;
+                let mut ids = broker.producer_ids.lock().await;
+                ids.fetching = false;
+                match block {
+                    Ok(block) => ids.next = Some(block),
+                    // Fetched on demand when the current block runs out.
+                    Err(e) => tracing::info!(error = %e, "cannot prefetch producer ids"),
+                }
+            });
+        }
         Ok(id)
+    }
+
+    async fn allocate_producer_ids(&self) -> Result<std::ops::Range<i64>, BrokerError> {
+        let command = Command::AllocateProducerIds { broker: self.config.node_id };
+        let (outcome, _) = self.quorum.propose(command).await?;
+        let Reply::ProducerIds { first } = outcome? else {
+            return Err(BrokerError::Refused(ApplyError::ProducerIdsExhausted));
+        };
+        Ok(first..first + PRODUCER_ID_BLOCK)
     }
 
     /// Deletes a topic: from metadata first, then every broker drops its logs.

@@ -64,6 +64,12 @@ fn producer_ids_are_never_handed_out_twice() {
     let (e2, second, _) = init_producer_id(&mut c, None);
     assert_eq!((e1, e2, epoch), (0, 0, 0));
     assert_ne!(first, second);
+    // Across block boundaries (1000 ids each; the next one is prefetched).
+    let mut ids: Vec<i64> = (0..2100).map(|_| init_producer_id(&mut c, None).1).collect();
+    ids.extend([first, second]);
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 2102, "no id handed out twice");
     let dir = broker.kill9();
     let broker = Broker::start_in(dir, &[]);
     let (_, after_restart, _) = init_producer_id(&mut broker.connect(), None);
