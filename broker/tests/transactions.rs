@@ -315,3 +315,26 @@ fn offsets_committed_in_a_transaction_count_only_once_it_commits() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn kip_360_epoch_bumps_and_their_retries_as_kafka_answers_them() {
+    let broker = Broker::start(&[]);
+    let mut c = broker.connect();
+    let bump = |c: &mut Client, pid: i64, epoch: i16| {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s(TXN))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch);
+        let resp: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 4, &req);
+        (resp.error_code, resp.producer_id.0, resp.producer_epoch)
+    };
+    let (_, pid, _) = init(&mut c, TXN, 4);
+    assert_eq!(bump(&mut c, pid, 0), (0, pid, 1));
+    assert_eq!(bump(&mut c, pid, 0), (0, pid, 1), "a retry whose answer was lost gets the same epoch");
+    assert_eq!(bump(&mut c, pid, 1), (0, pid, 2));
+    assert_eq!(bump(&mut c, pid, 0).0, E::ProducerFenced.code());
+    assert_eq!(bump(&mut c, pid + 7, 2).0, E::ProducerFenced.code());
+    let long = "x".repeat(40_000);
+    assert_eq!(init(&mut c, &long, 4).0, E::InvalidRequest.code());
+}

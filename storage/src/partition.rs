@@ -131,6 +131,17 @@ impl Partition {
         self.producers.borrow().in_transaction(producer_id)
     }
 
+    /// KIP-890: see [`ProducerStates::begin_verification`].
+    pub fn begin_txn_verification(&self, producer_id: i64, now_ms: i64) -> Option<u64> {
+        self.producers.borrow_mut().begin_verification(producer_id, now_ms)
+    }
+
+    /// KIP-890: see [`ProducerStates::admit_transactional`]. Call right
+    /// before [`Partition::append`], with no await between.
+    pub fn admit_transactional(&self, producer_id: i64, guard: Option<u64>) -> bool {
+        self.producers.borrow_mut().admit_transactional(producer_id, guard)
+    }
+
     /// Aborted transactions overlapping `from..upto` (read_committed fetch).
     pub fn aborted_between(&self, from: i64, upto: i64) -> Vec<AbortedTxn> {
         self.producers.borrow().aborted_between(from, upto)
@@ -168,6 +179,8 @@ impl Partition {
         };
         if reset {
             self.epochs.borrow_mut().clear()?;
+            // Nothing of the old log remains: neither may its producer state.
+            producers::remove_snapshots_after(&self.dir, -1)?;
         } else {
             self.epochs.borrow_mut().truncate_from_end(end)?;
         }
@@ -468,6 +481,7 @@ impl Partition {
         }
         let start = self.log.borrow_mut().delete_records_before(offset)?;
         self.forget_below(start)?;
+        producers::remove_snapshots_before(&self.dir, start)?;
         Ok(start)
     }
 
@@ -540,8 +554,13 @@ impl Partition {
 fn rebuild_producers(dir: &Path, log: &PartitionLog) -> Result<(ProducerStates, i64), StorageError> {
     let end = log.next_offset();
     producers::remove_snapshots_after(dir, end)?;
-    let (at, mut states) = producers::load_snapshot(dir, end)?;
     let start = log.log_start_offset();
+    // A snapshot below the log start describes data that is gone (a
+    // transaction it holds open may have ended in the deleted part).
+    let (at, mut states) = match producers::load_snapshot(dir, end)? {
+        (at, _) if at < start => (start, ProducerStates::default()),
+        loaded => loaded,
+    };
     log.for_each_batch_from(at.max(start), |b| states.record(b))?;
     states.retain_from(start);
     Ok((states, at))

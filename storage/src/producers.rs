@@ -26,6 +26,8 @@ const TRACKED_BATCHES: usize = 5;
 /// Checkpoint snapshots kept: the newest may lie past the log end after a crash.
 const SNAPSHOTS_KEPT: usize = 2;
 const SNAPSHOT_SUFFIX: &str = ".producers";
+/// Verification guards older than this are dropped (see `guards`).
+const GUARD_TTL_MS: i64 = 60_000;
 const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS2";
 
 /// Where one producer's batch landed.
@@ -103,6 +105,13 @@ pub struct ProducerStates {
     open: BTreeSet<(i64, i64)>,
     /// In marker order, so by `last_offset`.
     aborted: Vec<AbortedTxn>,
+    /// KIP-890 verification guards, by producer id: (guard, created at ms).
+    /// A transactional batch that would open a transaction here is admitted
+    /// only with the guard taken before the coordinator was asked, and a
+    /// marker voids it, so a batch delayed past its transaction's end
+    /// cannot open a transaction no coordinator knows of.
+    guards: HashMap<i64, (u64, i64)>,
+    next_guard: u64,
     /// Transactions whose marker may not be replicated yet: (first offset,
     /// marker offset). They stay unstable until the high watermark passes
     /// the marker. Not snapshotted: after a restart the checkpointed high
@@ -230,6 +239,7 @@ impl ProducerStates {
     /// A marker ends the producer's open transaction here (an ABORT adds it
     /// to the aborted list) and moves the producer to the marker's epoch.
     fn record_marker(&mut self, batch: &StoredBatch, marker: TxnMarker) {
+        self.guards.remove(&batch.producer_id);
         let Some(producer) = self.producers.get_mut(&batch.producer_id) else { return };
         if batch.producer_epoch > producer.epoch {
             producer.epoch = batch.producer_epoch;
@@ -243,6 +253,34 @@ impl ProducerStates {
             if !marker.commit {
                 self.aborted.push(AbortedTxn { producer_id: batch.producer_id, first_offset, last_offset });
             }
+        }
+    }
+
+    /// Starts verifying `producer_id`'s transactional write with its
+    /// coordinator: `None` if it has a transaction open here already (no
+    /// verification needed), else the guard its append must present.
+    pub fn begin_verification(&mut self, producer_id: i64, now_ms: i64) -> Option<u64> {
+        if self.in_transaction(producer_id) {
+            return None;
+        }
+        self.next_guard += 1;
+        self.guards.insert(producer_id, (self.next_guard, now_ms));
+        Some(self.next_guard)
+    }
+
+    /// Whether a transactional batch of `producer_id` may be appended now:
+    /// it continues an open transaction, or carries a still valid guard
+    /// (which it uses up).
+    pub fn admit_transactional(&mut self, producer_id: i64, guard: Option<u64>) -> bool {
+        if self.in_transaction(producer_id) {
+            return true;
+        }
+        match (guard, self.guards.get(&producer_id)) {
+            (Some(g), Some(&(valid, _))) if g == valid => {
+                self.guards.remove(&producer_id);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -286,6 +324,8 @@ impl ProducerStates {
     /// than `max_idle_ms` (Kafka's `producer.id.expiration.ms`), except
     /// those with a transaction open.
     pub fn expire(&mut self, now_ms: i64, max_idle_ms: i64) {
+        // A verification takes a round trip to the coordinator, not minutes.
+        self.guards.retain(|_, &mut (_, created)| now_ms - created < GUARD_TTL_MS);
         self.producers.retain(|_, p| {
             p.txn_first_offset.is_some() || p.batches.back().is_some_and(|b| now_ms - b.max_timestamp <= max_idle_ms)
         });

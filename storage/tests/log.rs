@@ -543,3 +543,41 @@ fn transactions_bound_the_last_stable_offset_and_aborts_are_remembered_across_re
         assert!(p.in_transaction(6));
     });
 }
+
+#[test]
+fn a_restarted_log_keeps_no_transaction_of_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    shard(|ring| async move {
+        let p = open(dir.path(), &ring).await;
+        p.append(txn_batch(5, 0, 0, 2)).await.unwrap(); // open, never ended here
+        p.checkpoint(false).unwrap(); // snapshot with it open
+        // A follower far behind restarts its log at the leader's start.
+        assert_eq!(p.truncate_to(100, true).unwrap(), 100);
+        p.set_high_watermark(100);
+        assert!(!p.in_transaction(5));
+        assert_eq!(p.offsets().last_stable_offset, 100);
+        drop(p);
+        let p = open(dir.path(), &ring).await;
+        assert!(!p.in_transaction(5), "no snapshot of the old log survives");
+    });
+}
+
+#[test]
+fn a_transactional_write_delayed_past_its_transactions_end_is_not_admitted() {
+    let dir = tempfile::tempdir().unwrap();
+    shard(|ring| async move {
+        let p = open(dir.path(), &ring).await;
+        // Verified with the coordinator, then the transaction ends (an abort
+        // marker) before the batch arrives: it must not open a new one.
+        let guard = p.begin_txn_verification(5, 0);
+        assert!(guard.is_some());
+        p.append(marker(5, 0, false, 0)).await.unwrap();
+        assert!(!p.admit_transactional(5, guard));
+        // A fresh verification admits once; an open transaction needs none.
+        let guard = p.begin_txn_verification(5, 0);
+        assert!(p.admit_transactional(5, guard));
+        p.append(txn_batch(5, 0, 0, 1)).await.unwrap();
+        assert_eq!(p.begin_txn_verification(5, 0), None);
+        assert!(p.admit_transactional(5, None));
+    });
+}

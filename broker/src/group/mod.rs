@@ -92,8 +92,11 @@ pub struct Coordinator {
     pub loading: Loading,
     /// Offsets committed inside open transactions, by producer id, then
     /// group: they count once the transaction's COMMIT marker is written.
-    txn_offsets: RefCell<HashMap<i64, HashMap<String, Vec<OffsetEntry>>>>,
+    txn_offsets: RefCell<HashMap<i64, HashMap<String, PendingOffsets>>>,
 }
+
+/// A transaction's offsets for one group, by (topic, partition).
+type PendingOffsets = HashMap<(String, i32), Committed>;
 
 impl Coordinator {
     pub fn new(config: GroupConfig) -> Self {
@@ -105,10 +108,32 @@ impl Coordinator {
         }
     }
 
-    /// Holds offsets producer `producer_id` committed in its transaction.
+    /// Holds offsets producer `producer_id` commits in its transaction.
+    /// Registered before they are written (as Kafka does), so a marker
+    /// written right after them cannot miss them.
     pub fn add_txn_offsets(&self, producer_id: i64, group: &str, entries: Vec<OffsetEntry>) {
         let mut all = self.txn_offsets.borrow_mut();
-        all.entry(producer_id).or_default().entry(group.to_string()).or_default().extend(entries);
+        let pending = all.entry(producer_id).or_default().entry(group.to_string()).or_default();
+        pending.extend(entries.into_iter().map(|(t, p, c)| ((t, p), c)));
+    }
+
+    /// Forgets offsets whose write failed (unless replaced meanwhile).
+    pub fn discard_txn_offsets(&self, producer_id: i64, group: &str, entries: &[OffsetEntry]) {
+        let mut all = self.txn_offsets.borrow_mut();
+        let Some(groups) = all.get_mut(&producer_id) else { return };
+        if let Some(pending) = groups.get_mut(group) {
+            for (t, p, c) in entries {
+                if pending.get(&(t.clone(), *p)) == Some(c) {
+                    pending.remove(&(t.clone(), *p));
+                }
+            }
+            if pending.is_empty() {
+                groups.remove(group);
+            }
+        }
+        if groups.is_empty() {
+            all.remove(&producer_id);
+        }
     }
 
     /// Whether a transaction holds an offset for this group and partition
@@ -118,14 +143,14 @@ impl Coordinator {
             .borrow()
             .values()
             .filter_map(|groups| groups.get(group))
-            .any(|entries| entries.iter().any(|(t, p, _)| t == topic && *p == partition))
+            .any(|pending| pending.contains_key(&(topic.to_string(), partition)))
     }
 
     /// A transaction's marker reached `__consumer_offsets` partition
     /// `partition`: its offsets for groups there are applied (COMMIT) or
     /// dropped (ABORT).
     pub fn complete_txn(&self, partition: i32, producer_id: i64, commit: bool) {
-        let settled: Vec<(String, Vec<OffsetEntry>)> = {
+        let settled: Vec<(String, PendingOffsets)> = {
             let mut all = self.txn_offsets.borrow_mut();
             let Some(groups) = all.get_mut(&producer_id) else { return };
             let ids: Vec<String> = groups.keys().filter(|g| partition_for(g) == partition).cloned().collect();
@@ -141,9 +166,7 @@ impl Coordinator {
         for (group, entries) in settled {
             let g = self.get_or_create(&group);
             let mut g = g.borrow_mut();
-            for (topic, partition, committed) in entries {
-                g.offsets.insert((topic, partition), committed);
-            }
+            g.offsets.extend(entries);
         }
     }
 

@@ -23,7 +23,8 @@ pub async fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest, version: i
             .with_producer_epoch(-1)
     };
     if let Some(id) = req.transactional_id {
-        if id.is_empty() {
+        // Empty, or too long for __transaction_state's int16-sized string.
+        if id.is_empty() || id.len() > i16::MAX as usize {
             return failed(ResponseError::InvalidRequest);
         }
         let (pid, epoch) = (req.producer_id.0, req.producer_epoch);

@@ -129,28 +129,34 @@ async fn start_append(broker: &Arc<Broker>, topic: &Topic, index: i32, records: 
         Ok(h) => h,
         Err(e) => return Slot::Done(failure(index, e.error_code(), Some(e.to_string()))),
     };
+    // KIP-890: a transactional batch that would open a transaction on this
+    // partition is checked with the coordinator first, under a guard the
+    // append must still hold (a marker in between voids it).
+    let mut txn_guard = None;
     if header.is_transactional() {
         let producer_id = header.producer_id;
-        let in_txn =
-            broker.shards.run_on_partition(tp, move |r| async move { r.log.in_transaction(producer_id) }).await;
-        let in_txn = match in_txn {
-            Ok(open) => open,
+        let now = crate::now_ms();
+        let guard =
+            broker.shards.run_on_partition(tp, move |r| async move { r.log.begin_txn_verification(producer_id, now) });
+        txn_guard = match guard.await {
+            Ok(guard) => guard,
             Err(e) => return Slot::Done(shard_failure(index, e)),
         };
-        let name = &topic.meta.name;
-        let verified = super::transactions::verify_produce(
-            broker,
-            in_txn,
-            transactional_id,
-            producer_id,
-            header.producer_epoch,
-            name,
-            index,
-        );
-        if let Err(e) = verified.await {
-            let msg = "the partition is not part of the producer's transaction";
-            let msg = (e == ResponseError::InvalidTxnState).then(|| msg.to_string());
-            return Slot::Done(failure(index, code::of(e), msg));
+        if txn_guard.is_some() {
+            let name = &topic.meta.name;
+            let verified = super::transactions::verify_produce(
+                broker,
+                transactional_id,
+                producer_id,
+                header.producer_epoch,
+                name,
+                index,
+            );
+            if let Err(e) = verified.await {
+                let msg = "the partition is not part of the producer's transaction";
+                let msg = (e == ResponseError::InvalidTxnState).then(|| msg.to_string());
+                return Slot::Done(failure(index, code::of(e), msg));
+            }
         }
     }
     if header.size() > topic.settings.max_message_bytes {
@@ -172,11 +178,15 @@ async fn start_append(broker: &Arc<Broker>, topic: &Topic, index: i32, records: 
     };
     let min_isr = topic.settings.min_insync_replicas;
     let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
+    let (transactional, producer_id) = (header.is_transactional(), header.producer_id);
     let started = broker
         .shards
         .spawn_on_partition(tp, move |replica| async move {
             if acks == -1 && replica.is_leader() && replica.isr_len() < min_isr {
                 return Err(CommitError::Kafka(ResponseError::NotEnoughReplicas));
+            }
+            if transactional && !replica.log.admit_transactional(producer_id, txn_guard) {
+                return Err(CommitError::Kafka(ResponseError::InvalidTxnState));
             }
             let result = replica.append_as_leader(bytes).await;
             drop(budget);

@@ -71,42 +71,50 @@ pub async fn init_transactional(
             let now = crate::now_ms();
             let coord = &ctx.transactions;
             let current = coord.get(&id);
-            let before = current.as_ref().map(|m| (m.producer_id, m.producer_epoch));
-            let (next_id, next_epoch) = match current {
-                None => (new_producer_id(&owner).await?, 0),
+            let (next_id, next_epoch, last_epoch) = match &current {
+                None => (new_producer_id(&owner).await?, 0, -1),
                 Some(m) => {
-                    // KIP-360: a producer naming its id and epoch may only
-                    // bump its own (current) epoch.
-                    if producer_id >= 0 && (producer_id != m.producer_id || producer_epoch != m.producer_epoch) {
+                    // KIP-360: a producer naming its id must name this one.
+                    if producer_id >= 0 && producer_id != m.producer_id {
                         return Err(E::ProducerFenced);
                     }
                     if m.state.is_preparing() {
                         return Err(E::ConcurrentTransactions);
                     }
                     if m.state == TxnState::Ongoing {
+                        // Abort first; the client retries and gets the
+                        // epoch after this fencing one.
                         persist(coord, &replica, &id, m.fence_and_abort(now)).await?;
                         complete_in_background(owner, ctx.clone(), replica, id);
                         return Err(E::ConcurrentTransactions);
                     }
-                    if m.producer_epoch >= i16::MAX - 1 {
-                        (new_producer_id(&owner).await?, 0) // epochs exhausted
+                    let expected = (producer_id >= 0).then_some(producer_epoch);
+                    if m.producer_epoch >= i16::MAX - 1 && expected.is_none_or(|e| e == m.producer_epoch) {
+                        (new_producer_id(&owner).await?, 0, -1) // epochs exhausted
                     } else {
-                        (m.producer_id, m.producer_epoch + 1)
+                        match expected {
+                            None => (m.producer_id, m.producer_epoch + 1, -1),
+                            Some(e) if e == m.producer_epoch => (m.producer_id, e + 1, e),
+                            // A retry whose answer was lost: the same epoch again.
+                            Some(e) if e == m.last_producer_epoch => (m.producer_id, m.producer_epoch, e),
+                            Some(_) => return Err(E::ProducerFenced),
+                        }
                     }
                 }
             };
             let next = TxnMetadata {
                 producer_id: next_id,
                 producer_epoch: next_epoch,
+                last_producer_epoch: last_epoch,
                 timeout_ms,
                 state: TxnState::Empty,
                 partitions: BTreeSet::new(),
                 start_ms: -1,
                 last_update_ms: now,
             };
-            // Allocating an id awaited the quorum: another InitProducerId
-            // for this id may have been answered meanwhile.
-            if coord.get(&id).map(|m| (m.producer_id, m.producer_epoch)) != before {
+            // Allocating an id awaited the quorum: another request for this
+            // id may have changed it meanwhile.
+            if coord.get(&id) != current {
                 return Err(E::ConcurrentTransactions);
             }
             persist(coord, &replica, &id, next).await?;
@@ -280,29 +288,59 @@ pub async fn end_txn(broker: &Arc<Broker>, req: EndTxnRequest, version: i16) -> 
 }
 
 /// WriteTxnMarkers (from a transaction coordinator): each marker to each
-/// partition this broker leads.
+/// partition this broker leads, all at once (each may wait for replication).
 pub async fn write_markers(broker: &Arc<Broker>, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
-    let mut results = Vec::with_capacity(req.markers.len());
-    for m in req.markers {
+    let mut writes = tokio::task::JoinSet::new();
+    for (m_index, m) in req.markers.iter().enumerate() {
         let marker = Marker {
             producer_id: m.producer_id.0,
             producer_epoch: m.producer_epoch,
             coordinator_epoch: m.coordinator_epoch,
             commit: m.transaction_result,
         };
-        let mut topics = Vec::with_capacity(m.topics.len());
-        for t in m.topics {
-            let mut partitions = Vec::with_capacity(t.partition_indexes.len());
-            for p in t.partition_indexes {
-                let written = markers::append_on_broker(broker, &t.name, p, marker).await;
-                let error = written.err().map_or(code::NONE, code::of);
-                partitions
-                    .push(WritableTxnMarkerPartitionResult::default().with_partition_index(p).with_error_code(error));
+        for (t_index, t) in m.topics.iter().enumerate() {
+            for (p_index, &p) in t.partition_indexes.iter().enumerate() {
+                let (broker, topic) = (broker.clone(), t.name.to_string());
+                writes.spawn_local(async move {
+                    let written = markers::append_on_broker(&broker, &topic, p, marker).await;
+                    ((m_index, t_index, p_index), written.err().map_or(code::NONE, code::of))
+                });
             }
-            topics.push(WritableTxnMarkerTopicResult::default().with_name(t.name).with_partitions(partitions));
         }
-        results.push(WritableTxnMarkerResult::default().with_producer_id(m.producer_id).with_topics(topics));
     }
+    let mut errors = std::collections::HashMap::new();
+    while let Some(done) = writes.join_next().await {
+        if let Ok((at, error)) = done {
+            errors.insert(at, error);
+        }
+    }
+    let results = req
+        .markers
+        .into_iter()
+        .enumerate()
+        .map(|(m_index, m)| {
+            let topics = m
+                .topics
+                .into_iter()
+                .enumerate()
+                .map(|(t_index, t)| {
+                    let partitions = t
+                        .partition_indexes
+                        .iter()
+                        .enumerate()
+                        .map(|(p_index, &p)| {
+                            let error = errors.get(&(m_index, t_index, p_index)).copied();
+                            WritableTxnMarkerPartitionResult::default()
+                                .with_partition_index(p)
+                                .with_error_code(error.unwrap_or(code::of(E::UnknownServerError)))
+                        })
+                        .collect();
+                    WritableTxnMarkerTopicResult::default().with_name(t.name).with_partitions(partitions)
+                })
+                .collect();
+            WritableTxnMarkerResult::default().with_producer_id(m.producer_id).with_topics(topics)
+        })
+        .collect();
     WriteTxnMarkersResponse::default().with_markers(results)
 }
 
@@ -323,32 +361,48 @@ pub async fn txn_offset_commit(broker: &Arc<Broker>, req: TxnOffsetCommitRequest
     let member_id = req.member_id.to_string();
     let instance_id = req.group_instance_id.as_ref().map(|i| i.to_string());
     let (generation, producer_id, producer_epoch) = (req.generation_id, req.producer_id.0, req.producer_epoch);
-    let outcome = broker
-        .with_coordinator(&group_id.clone(), move |coord, offsets| async move {
-            // Member and generation are checked only when the producer sent
-            // them (KIP-447, v3+), as Kafka does.
-            if generation >= 0 || !member_id.is_empty() {
-                let Some(group) = coord.get(&group_id) else { return code::of(E::IllegalGeneration) };
-                let check = group.borrow().check_commit(&member_id, instance_id.as_deref(), generation);
-                if check != 0 {
-                    return check;
-                }
-            }
-            if to_write.is_empty() {
-                return code::NONE;
-            }
-            let batch = encode_txn_offset_commit(&group_id, &to_write, crate::now_ms(), producer_id, producer_epoch);
-            if let Err(e) = offsets.append_group_record(batch).await {
-                tracing::warn!(group = %group_id, error = ?e, "writing transactional offsets failed");
-                return match e {
-                    crate::replication::CommitError::Kafka(E::InvalidProducerEpoch) => code::of(E::ProducerFenced),
-                    e => super::commit_error(&e),
-                };
-            }
-            coord.add_txn_offsets(producer_id, &group_id, to_write);
-            code::NONE
-        })
-        .await;
+    // KIP-890: the group's offsets partition must be in the producer's
+    // transaction (AddOffsetsToTxn), or no marker would ever settle these.
+    let offsets_partition = crate::group::partition_for(&group_id);
+    let txn_id = req.transactional_id.to_string();
+    let verified = verify_produce(broker, Some(&txn_id), producer_id, producer_epoch, OFFSETS_TOPIC, offsets_partition);
+    let outcome = match verified.await {
+        Err(e) => Ok(code::of(e)),
+        Ok(()) => {
+            broker
+                .with_coordinator(&group_id.clone(), move |coord, offsets| async move {
+                    // Member and generation are checked only when the
+                    // producer sent them (KIP-447, v3+), as Kafka does.
+                    if generation >= 0 || !member_id.is_empty() {
+                        let Some(group) = coord.get(&group_id) else { return code::of(E::IllegalGeneration) };
+                        let check = group.borrow().check_commit(&member_id, instance_id.as_deref(), generation);
+                        if check != 0 {
+                            return check;
+                        }
+                    }
+                    if to_write.is_empty() {
+                        return code::NONE;
+                    }
+                    let now = crate::now_ms();
+                    let batch = encode_txn_offset_commit(&group_id, &to_write, now, producer_id, producer_epoch);
+                    coord.add_txn_offsets(producer_id, &group_id, to_write.clone());
+                    match offsets.append_group_record(batch).await {
+                        Ok(_) => code::NONE,
+                        Err(e) => {
+                            tracing::warn!(group = %group_id, error = ?e, "writing transactional offsets failed");
+                            coord.discard_txn_offsets(producer_id, &group_id, &to_write);
+                            match e {
+                                crate::replication::CommitError::Kafka(E::InvalidProducerEpoch) => {
+                                    code::of(E::ProducerFenced)
+                                }
+                                e => super::commit_error(&e),
+                            }
+                        }
+                    }
+                })
+                .await
+        }
+    };
     let group_error = outcome.unwrap_or_else(|e| route_error(&e));
     let topics = planned
         .into_iter()
@@ -443,21 +497,17 @@ fn led_transactions(ctx: &Rc<ShardContext>) -> Vec<(String, TxnMetadata)> {
         .collect()
 }
 
-/// KIP-890: a transactional batch for a partition where its producer has
-/// no transaction open yet is written only if the coordinator has the
-/// partition in the producer's transaction. Returns the error to answer.
+/// KIP-890: whether the coordinator has `topic`/`partition` in the
+/// producer's open transaction (asked before a transactional batch opens a
+/// transaction on a partition). Returns the error to answer.
 pub async fn verify_produce(
     broker: &Arc<Broker>,
-    replica_in_txn: bool,
     transactional_id: Option<&str>,
     producer_id: i64,
     producer_epoch: i16,
     topic: &str,
     partition: i32,
 ) -> Result<(), E> {
-    if replica_in_txn {
-        return Ok(());
-    }
     let Some(id) = transactional_id.filter(|id| !id.is_empty()) else { return Err(E::InvalidTxnState) };
     let wanted = vec![(topic.to_string(), partition)];
     let mut verified = add_to_txn(broker, id.to_string(), producer_id, producer_epoch, wanted, true).await;

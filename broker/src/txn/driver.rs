@@ -107,11 +107,16 @@ pub async fn load(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, replica: &Rc<Rep
 pub async fn expire(broker: &Arc<Broker>, ctx: &Rc<ShardContext>) {
     let now = crate::now_ms();
     let Some(topic) = broker.topic(super::TXN_TOPIC) else { return };
-    for (id, meta) in ctx.transactions.all() {
+    let ids: Vec<String> = ctx.transactions.all().into_iter().map(|(id, _)| id).collect();
+    for id in ids {
         let Some(replica) = topic.tp(super::partition_for(&id)).and_then(|tp| ctx.replica(&tp)) else { continue };
         if !replica.is_leader() || ctx.transactions.loading.contains(replica.index) {
             continue;
         }
+        // The state as it is now (earlier iterations awaited writes, and
+        // requests for this id ran meanwhile): nothing awaits between this
+        // read and the change being marked in flight.
+        let Some(meta) = ctx.transactions.get(&id) else { continue };
         if meta.timed_out(now) {
             tracing::info!(transactional_id = %id, producer_id = meta.producer_id, "aborting a timed-out transaction");
             if persist(&ctx.transactions, &replica, &id, meta.fence_and_abort(now)).await.is_ok() {

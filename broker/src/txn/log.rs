@@ -115,7 +115,16 @@ fn decode_value(mut v: Bytes) -> Option<TxnMetadata> {
     }
     let last_update_ms = v.get_i64();
     let start_ms = v.get_i64();
-    Some(TxnMetadata { producer_id, producer_epoch, timeout_ms, state, partitions, start_ms, last_update_ms })
+    Some(TxnMetadata {
+        producer_id,
+        producer_epoch,
+        last_producer_epoch: -1,
+        timeout_ms,
+        state,
+        partitions,
+        start_ms,
+        last_update_ms,
+    })
 }
 
 /// The records in a run of stored batches, in order: (transactional id,
@@ -161,6 +170,7 @@ mod tests {
         let meta = TxnMetadata {
             producer_id: 42,
             producer_epoch: 3,
+            last_producer_epoch: -1,
             timeout_ms: 60_000,
             state: TxnState::Ongoing,
             partitions: [("a".to_string(), 0), ("a".to_string(), 2), ("b".to_string(), 1)].into(),

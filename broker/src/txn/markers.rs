@@ -21,7 +21,10 @@ use crate::replication::client::KafkaConnection;
 use crate::replication::{CommitError, Replica};
 use crate::shard::ShardContext;
 
-/// How long one marker write (or one WriteTxnMarkers call) may take.
+/// How long one marker write may wait for replication, and how long a
+/// coordinator waits for a WriteTxnMarkers answer (longer: the leader
+/// answers within its own limit).
+const APPEND_TIMEOUT: Duration = Duration::from_secs(15);
 const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -74,7 +77,7 @@ pub async fn append_local(
     marker: Marker,
     min_isr: usize,
 ) -> Result<(), ResponseError> {
-    let appended = replica.append_committed(control_batch(marker), min_isr, MARKER_TIMEOUT).await;
+    let appended = replica.append_committed(control_batch(marker), min_isr, APPEND_TIMEOUT).await;
     match appended {
         Ok(_) => {
             if replica.topic == crate::group::OFFSETS_TOPIC {

@@ -87,6 +87,10 @@ impl TxnState {
 pub struct TxnMetadata {
     pub producer_id: i64,
     pub producer_epoch: i16,
+    /// The epoch before the last KIP-360 bump, so a retried bump whose
+    /// answer was lost gets the same epoch (-1: none). Not in the log, as
+    /// in Kafka: it does not survive a coordinator change.
+    pub last_producer_epoch: i16,
     pub timeout_ms: i32,
     pub state: TxnState,
     /// (topic, partition) in the current transaction.
@@ -160,6 +164,7 @@ impl TxnMetadata {
     pub fn fence_and_abort(&self, now_ms: i64) -> Self {
         Self {
             producer_epoch: self.producer_epoch.saturating_add(1),
+            last_producer_epoch: -1,
             state: TxnState::PrepareAbort,
             last_update_ms: now_ms,
             ..self.clone()
@@ -244,6 +249,7 @@ mod tests {
         TxnMetadata {
             producer_id: 7,
             producer_epoch: 2,
+            last_producer_epoch: -1,
             timeout_ms: 1000,
             state: TxnState::Ongoing,
             partitions: [("t".to_string(), 0)].into(),
