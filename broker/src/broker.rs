@@ -32,6 +32,8 @@ pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_stat
 /// Kafka's offsets.topic.replication.factor and
 /// transaction.state.log.replication.factor (fewer when fewer brokers live).
 const INTERNAL_REPLICATION_FACTOR: i16 = 3;
+/// Kafka's transaction.state.log.min.isr.
+const TXN_MIN_ISR: i16 = 2;
 /// How long a topic change waits for this broker to open its replicas.
 const RECONCILE_WAIT: Duration = Duration::from_secs(10);
 
@@ -211,22 +213,27 @@ impl Broker {
     /// `__consumer_offsets`, created on first use (as Kafka does when a
     /// client first looks for a group coordinator).
     pub async fn offsets_topic(&self) -> Result<Arc<Topic>, BrokerError> {
-        self.internal_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS).await
+        self.internal_topic(OFFSETS_TOPIC, OFFSETS_PARTITIONS, 1).await
     }
 
     /// `__transaction_state`, created on first use (a client looking for a
     /// transaction coordinator).
     pub async fn txn_topic(&self) -> Result<Arc<Topic>, BrokerError> {
-        self.internal_topic(TXN_TOPIC, TXN_PARTITIONS).await
+        self.internal_topic(TXN_TOPIC, TXN_PARTITIONS, TXN_MIN_ISR).await
     }
 
-    async fn internal_topic(&self, name: &str, partitions: i32) -> Result<Arc<Topic>, BrokerError> {
+    /// Creates an internal topic: compacted, replicated up to three times,
+    /// `min.insync.replicas` up to `min_isr` (never above its replication).
+    async fn internal_topic(&self, name: &str, partitions: i32, min_isr: i16) -> Result<Arc<Topic>, BrokerError> {
         if let Some(t) = self.topic(name) {
             return Ok(t);
         }
-        let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
         let live = self.metadata().live_brokers().count() as i16;
         let rf = INTERNAL_REPLICATION_FACTOR.min(live).max(1);
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("min.insync.replicas".to_string(), min_isr.min(rf).to_string()),
+        ]);
         match self.create_topic(name, partitions, rf, Vec::new(), configs).await {
             Ok(t) => Ok(t),
             Err(BrokerError::Refused(ApplyError::TopicExists(_))) => {

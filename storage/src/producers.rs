@@ -105,6 +105,9 @@ pub struct ProducerStates {
     open: BTreeSet<(i64, i64)>,
     /// In marker order, so by `last_offset`.
     aborted: Vec<AbortedTxn>,
+    /// The longest aborted transaction (last - first offset): a fetch's
+    /// search for overlapping aborts stops this far past its range.
+    max_aborted_span: i64,
     /// KIP-890 verification guards, by producer id: (guard, created at ms).
     /// A transactional batch that would open a transaction here is admitted
     /// only with the guard taken before the coordinator was asked, and a
@@ -251,7 +254,7 @@ impl ProducerStates {
             let last_offset = batch.base_offset;
             self.completed.push((first_offset, last_offset));
             if !marker.commit {
-                self.aborted.push(AbortedTxn { producer_id: batch.producer_id, first_offset, last_offset });
+                self.push_aborted(AbortedTxn { producer_id: batch.producer_id, first_offset, last_offset });
             }
         }
     }
@@ -284,6 +287,11 @@ impl ProducerStates {
         }
     }
 
+    fn push_aborted(&mut self, aborted: AbortedTxn) {
+        self.max_aborted_span = self.max_aborted_span.max(aborted.last_offset - aborted.first_offset);
+        self.aborted.push(aborted);
+    }
+
     /// Whether `producer_id` has a transaction open in this partition.
     pub fn in_transaction(&self, producer_id: i64) -> bool {
         self.producers.get(&producer_id).is_some_and(|p| p.txn_first_offset.is_some())
@@ -307,7 +315,9 @@ impl ProducerStates {
     /// read_committed fetch of that range.
     pub fn aborted_between(&self, from: i64, upto: i64) -> Vec<AbortedTxn> {
         let start = self.aborted.partition_point(|a| a.last_offset < from);
-        self.aborted[start..].iter().filter(|a| a.first_offset < upto).copied().collect()
+        // Past this, every abort starts at or after `upto`.
+        let end = self.aborted.partition_point(|a| a.last_offset < upto.saturating_add(self.max_aborted_span));
+        self.aborted[start..end.max(start)].iter().filter(|a| a.first_offset < upto).copied().collect()
     }
 
     /// Forgets producers whose last batch lies below the log start (its
@@ -412,7 +422,7 @@ impl ProducerStates {
             states.producers.insert(id, Producer { epoch, batches, txn_first_offset, coordinator_epoch });
         }
         for _ in 0..r.u32()? {
-            states.aborted.push(AbortedTxn { producer_id: r.i64()?, first_offset: r.i64()?, last_offset: r.i64()? });
+            states.push_aborted(AbortedTxn { producer_id: r.i64()?, first_offset: r.i64()?, last_offset: r.i64()? });
         }
         Some((offset, states))
     }

@@ -551,7 +551,7 @@ fn a_restarted_log_keeps_no_transaction_of_the_old_one() {
         let p = open(dir.path(), &ring).await;
         p.append(txn_batch(5, 0, 0, 2)).await.unwrap(); // open, never ended here
         p.checkpoint(false).unwrap(); // snapshot with it open
-        // A follower far behind restarts its log at the leader's start.
+                                      // A follower far behind restarts its log at the leader's start.
         assert_eq!(p.truncate_to(100, true).unwrap(), 100);
         p.set_high_watermark(100);
         assert!(!p.in_transaction(5));

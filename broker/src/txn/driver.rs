@@ -16,6 +16,10 @@ use crate::broker::Broker;
 use crate::replication::{CommitError, Replica};
 use crate::shard::ShardContext;
 
+/// How long a state change may wait for replication (Kafka's
+/// transaction.state.log write uses the request timeout).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Writes `next` as the new state of `id` and installs it once it is
 /// committed. Fails with CONCURRENT_TRANSACTIONS if another change to `id`
 /// is being written.
@@ -28,7 +32,8 @@ pub async fn persist(
     if !coord.begin_change(id) {
         return Err(ResponseError::ConcurrentTransactions);
     }
-    let written = replica.append_group_record(super::encode(id, Some(&next), crate::now_ms())).await;
+    let batch = super::encode(id, Some(&next), crate::now_ms());
+    let written = replica.append_committed(batch, coord.min_isr.get().max(1), WRITE_TIMEOUT).await;
     coord.end_change(id);
     match written {
         // Leadership lost meanwhile: the next leader replays the log, and
@@ -85,6 +90,9 @@ pub fn complete_in_background(broker: Arc<Broker>, ctx: Rc<ShardContext>, replic
 /// Replays a `__transaction_state` partition this shard now leads, then
 /// finishes every transaction it left prepared but not completed.
 pub async fn load(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, replica: &Rc<Replica>) {
+    if let Some(topic) = broker.topic(super::TXN_TOPIC) {
+        ctx.transactions.min_isr.set(topic.settings.min_insync_replicas);
+    }
     let replayed = crate::replication::replay_log(replica, |bytes| {
         let (records, next) = super::decode(bytes);
         records.into_iter().for_each(|(id, meta)| ctx.transactions.replay(id, meta));

@@ -199,6 +199,9 @@ pub struct TxnCoordinator {
     /// `__transaction_state` partitions being replayed after this shard
     /// became their leader.
     pub loading: crate::group::Loading,
+    /// `__transaction_state`'s `min.insync.replicas`: state changes are
+    /// written to at least this many replicas.
+    pub min_isr: std::cell::Cell<usize>,
 }
 
 impl TxnCoordinator {
