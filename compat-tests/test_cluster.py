@@ -316,6 +316,22 @@ def test_admin_sees_the_cluster_and_grows_a_replicated_topic(cluster):
     assert shrink.value.args[0].code() == KafkaError.INVALID_PARTITIONS
 
 
+def read_committed(cluster, topic, partitions):
+    """Every value a read_committed consumer reads now, until 3 s pass without one."""
+    consumer = Consumer(
+        {"bootstrap.servers": cluster.bootstrap, "group.id": "unused", "isolation.level": "read_committed"}
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    seen, last = [], time.time()
+    while time.time() - last < 3:
+        for m in consumer.consume(1000, 0.2):
+            assert not m.error(), m.error()
+            seen.append(m.value().decode())
+            last = time.time()
+    consumer.close()
+    return seen
+
+
 def test_transactions_span_partitions_led_by_every_node(cluster):
     # Six partitions over three nodes: the coordinator writes most markers
     # through WriteTxnMarkers to other leaders, and those leaders verify
@@ -329,17 +345,7 @@ def test_transactions_span_partitions_led_by_every_node(cluster):
             producer.produce("tx-cluster", value=f"{txn}-{i}".encode(), partition=i % 6)
         producer.flush(30)
         (producer.commit_transaction if commit else producer.abort_transaction)(30)
-    consumer = Consumer(
-        {"bootstrap.servers": cluster.bootstrap, "group.id": "unused", "isolation.level": "read_committed"}
-    )
-    consumer.assign([TopicPartition("tx-cluster", p, 0) for p in range(6)])
-    seen, last = [], time.time()
-    while time.time() - last < 3:
-        for m in consumer.consume(1000, 0.2):
-            assert not m.error(), m.error()
-            seen.append(m.value().decode())
-            last = time.time()
-    consumer.close()
+    seen = read_committed(cluster, "tx-cluster", 6)
     assert sorted(seen) == sorted(f"{t}-{i}" for t in (0, 2) for i in range(60))
 
 
@@ -402,17 +408,7 @@ def test_a_transactional_producer_survives_its_coordinators_death(cluster):
                     raise
                 producer = new_producer()
     assert killed and len(committed) >= 40, f"{len(committed)} transactions committed"
-    consumer = Consumer(
-        {"bootstrap.servers": cluster.bootstrap, "group.id": "unused", "isolation.level": "read_committed"}
-    )
-    consumer.assign([TopicPartition("tx-failover", p, 0) for p in range(3)])
-    seen, last = [], time.time()
-    while time.time() - last < 3:
-        for m in consumer.consume(1000, 0.2):
-            assert not m.error(), m.error()
-            seen.append(m.value().decode())
-            last = time.time()
-    consumer.close()
+    seen = read_committed(cluster, "tx-failover", 3)
     assert len(seen) == len(set(seen)), "a record read twice"
     by_txn = {}
     for v in seen:
