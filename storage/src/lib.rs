@@ -11,6 +11,7 @@ mod log;
 mod partition;
 mod producers;
 mod segment;
+mod txnindex;
 mod uring;
 
 pub use batch::{end_of_batches, set_leader_epoch, StoredBatch, TxnMarker, BATCH_HEADER_LEN};

@@ -23,6 +23,7 @@ use crate::log::{
     ReadPlan, ReadResult, RecoveryPoint,
 };
 use crate::producers::{self, AbortedTxn, ProducerBatch, ProducerStates, ProducerSummary, Verdict};
+use crate::txnindex;
 use crate::uring::Ring;
 
 /// Extra bytes read past the index floor so one read usually finds the
@@ -56,6 +57,10 @@ pub struct Partition {
     producers: RefCell<ProducerStates>,
     /// The log end when producer state was last snapshotted.
     producers_snapshotted: Cell<i64>,
+    /// Segments whose `.txnindex` has entries not yet fsynced.
+    txnindex_dirty: RefCell<std::collections::BTreeSet<i64>>,
+    /// An abort could not be indexed: no more snapshots until restart.
+    txnindex_failed: Cell<bool>,
 }
 
 /// Kafka's `producer.id.expiration.ms` default: a producer silent this
@@ -98,6 +103,8 @@ impl Partition {
             epochs: RefCell::new(epochs),
             producers: RefCell::new(producers),
             producers_snapshotted: Cell::new(snapshotted),
+            txnindex_dirty: RefCell::default(),
+            txnindex_failed: Cell::new(false),
         })
     }
 
@@ -261,7 +268,11 @@ impl Partition {
         }
         // Recorded at once, so a retry arriving while this write is in
         // flight is already recognised as a duplicate.
-        self.producers.borrow_mut().record(&StoredBatch { base_offset: reservation.info.base_offset, ..header });
+        let aborted =
+            self.producers.borrow_mut().record(&StoredBatch { base_offset: reservation.info.base_offset, ..header });
+        if let Some(aborted) = aborted {
+            self.index_abort(aborted);
+        }
         let data = self.ring.write_all_at(&reservation.file, batch, reservation.position);
         let indexes: Vec<_> = reservation
             .index_writes
@@ -293,8 +304,29 @@ impl Partition {
         Ok((reservation.info, self.offsets()))
     }
 
+    /// Adds an aborted transaction to its segment's `.txnindex`. Should the
+    /// write fail, the next snapshot is skipped, so the abort is re-derived
+    /// from the log at the next open.
+    fn index_abort(&self, aborted: AbortedTxn) {
+        let segment = txnindex::segment_of(&self.log.borrow().segment_bases(), aborted.last_offset);
+        match txnindex::append(&self.dir, segment, &aborted) {
+            Ok(()) => drop(self.txnindex_dirty.borrow_mut().insert(segment)),
+            Err(e) => {
+                tracing::error!(dir = %self.dir.display(), error = %e, "cannot index an aborted transaction");
+                self.txnindex_failed.set(true);
+            }
+        }
+    }
+
     /// Snapshots producer state as of `offset` (every batch below it recorded).
+    /// The aborts indexed so far are made durable first: a snapshot stands
+    /// for everything below it.
     fn snapshot_producers(&self, offset: i64) -> Result<(), StorageError> {
+        if self.txnindex_failed.get() {
+            return Err(StorageError::Unavailable("an aborted transaction could not be indexed"));
+        }
+        let dirty = std::mem::take(&mut *self.txnindex_dirty.borrow_mut());
+        txnindex::sync(&self.dir, dirty)?;
         let bases = self.log.borrow().segment_bases();
         producers::write_snapshot(&self.dir, offset, &self.producers.borrow(), &bases)?;
         self.producers_snapshotted.set(offset);
@@ -561,7 +593,19 @@ fn rebuild_producers(dir: &Path, log: &PartitionLog) -> Result<(ProducerStates, 
         (at, _) if at < start => (start, ProducerStates::default()),
         loaded => loaded,
     };
-    log.for_each_batch_from(at.max(start), |b| states.record(b))?;
+    // Aborts before the snapshot come from the segments' `.txnindex`
+    // files; those after it are re-derived from the log (and re-indexed).
+    let bases = log.segment_bases();
+    states.set_aborted(txnindex::load(dir, &bases, start, at)?);
+    let mut derived = Vec::new();
+    log.for_each_batch_from(at.max(start), |b| derived.extend(states.record(b)))?;
+    let mut touched = std::collections::BTreeSet::new();
+    for aborted in derived {
+        let segment = txnindex::segment_of(&bases, aborted.last_offset);
+        txnindex::append(dir, segment, &aborted)?;
+        touched.insert(segment);
+    }
+    txnindex::sync(dir, touched)?;
     states.retain_from(start);
     Ok((states, at))
 }

@@ -11,9 +11,8 @@
 //! Transactions too: each producer's open transaction (from its first
 //! transactional batch here to its marker), which bounds the last stable
 //! offset, and the aborted transactions still in the log, which
-//! read_committed fetches return so consumers drop those records. Kafka
-//! keeps the aborted list in a `.txnindex` per segment; here it travels in
-//! the snapshots (an abort is 24 bytes) and is trimmed with the log start.
+//! read_committed fetches return so consumers drop those records (kept on
+//! disk per segment by `txnindex`, not in the snapshots).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -28,7 +27,7 @@ const SNAPSHOTS_KEPT: usize = 2;
 const SNAPSHOT_SUFFIX: &str = ".producers";
 /// Verification guards older than this are dropped (see `guards`).
 const GUARD_TTL_MS: i64 = 60_000;
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS2";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS3";
 
 /// Where one producer's batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,17 +203,15 @@ impl ProducerStates {
         }
     }
 
-    /// Records a batch now in the log (its offsets assigned).
-    pub fn record(&mut self, batch: &StoredBatch) {
+    /// Records a batch now in the log (its offsets assigned); returns the
+    /// transaction it aborted, if it is an ABORT marker ending one.
+    pub fn record(&mut self, batch: &StoredBatch) -> Option<AbortedTxn> {
         if batch.producer_id < 0 {
-            return;
+            return None;
         }
         let producer = self.producers.entry(batch.producer_id).or_insert_with(|| Producer::new(batch.producer_epoch));
         if batch.is_control() {
-            if let Some(marker) = batch.marker {
-                self.record_marker(batch, marker);
-            }
-            return;
+            return batch.marker.and_then(|marker| self.record_marker(batch, marker));
         }
         if batch.is_transactional() && producer.txn_first_offset.is_none() {
             producer.txn_first_offset = Some(batch.base_offset);
@@ -225,7 +222,7 @@ impl ProducerStates {
             producer.batches.clear();
         }
         if batch.base_sequence < 0 {
-            return; // nothing to match retries against
+            return None; // nothing to match retries against
         }
         if producer.batches.len() == TRACKED_BATCHES {
             producer.batches.pop_front();
@@ -237,26 +234,37 @@ impl ProducerStates {
             last_offset: batch.last_offset(),
             max_timestamp: batch.max_timestamp,
         });
+        None
     }
 
     /// A marker ends the producer's open transaction here (an ABORT adds it
     /// to the aborted list) and moves the producer to the marker's epoch.
-    fn record_marker(&mut self, batch: &StoredBatch, marker: TxnMarker) {
+    fn record_marker(&mut self, batch: &StoredBatch, marker: TxnMarker) -> Option<AbortedTxn> {
         self.guards.remove(&batch.producer_id);
-        let Some(producer) = self.producers.get_mut(&batch.producer_id) else { return };
+        let producer = self.producers.get_mut(&batch.producer_id)?;
         if batch.producer_epoch > producer.epoch {
             producer.epoch = batch.producer_epoch;
             producer.batches.clear();
         }
         producer.coordinator_epoch = marker.coordinator_epoch;
-        if let Some(first_offset) = producer.txn_first_offset.take() {
-            self.open.remove(&(first_offset, batch.producer_id));
-            let last_offset = batch.base_offset;
-            self.completed.push((first_offset, last_offset));
-            if !marker.commit {
-                self.push_aborted(AbortedTxn { producer_id: batch.producer_id, first_offset, last_offset });
-            }
+        let first_offset = producer.txn_first_offset.take()?;
+        self.open.remove(&(first_offset, batch.producer_id));
+        let last_offset = batch.base_offset;
+        self.completed.push((first_offset, last_offset));
+        if marker.commit {
+            return None;
         }
+        let aborted = AbortedTxn { producer_id: batch.producer_id, first_offset, last_offset };
+        self.push_aborted(aborted);
+        Some(aborted)
+    }
+
+    /// Takes the aborted transactions of the log before the snapshot this
+    /// state was loaded from (kept on disk per segment, in marker order).
+    pub fn set_aborted(&mut self, aborted: Vec<AbortedTxn>) {
+        self.aborted.clear();
+        self.max_aborted_span = 0;
+        aborted.into_iter().for_each(|a| self.push_aborted(a));
     }
 
     /// Starts verifying `producer_id`'s transactional write with its
@@ -379,12 +387,6 @@ impl ProducerStates {
                 out.extend_from_slice(&b.max_timestamp.to_be_bytes());
             }
         }
-        out.extend_from_slice(&(self.aborted.len() as u32).to_be_bytes());
-        for a in &self.aborted {
-            out.extend_from_slice(&a.producer_id.to_be_bytes());
-            out.extend_from_slice(&a.first_offset.to_be_bytes());
-            out.extend_from_slice(&a.last_offset.to_be_bytes());
-        }
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_be_bytes());
         out
@@ -420,9 +422,6 @@ impl ProducerStates {
                 states.open.insert((first, id));
             }
             states.producers.insert(id, Producer { epoch, batches, txn_first_offset, coordinator_epoch });
-        }
-        for _ in 0..r.u32()? {
-            states.push_aborted(AbortedTxn { producer_id: r.i64()?, first_offset: r.i64()?, last_offset: r.i64()? });
         }
         Some((offset, states))
     }
@@ -544,14 +543,14 @@ mod tests {
         let mut s = ProducerStates::default();
         let first = batch(7, 0, 0, 10, 100);
         assert_eq!(s.check(&first), Ok(Verdict::Append));
-        s.record(&first);
+        let _ = s.record(&first);
         let dup = s.check(&batch(7, 0, 0, 10, -1)).unwrap();
         assert!(matches!(dup, Verdict::Duplicate(b) if b.base_offset == 100 && b.last_offset == 109));
         assert_eq!(s.check(&batch(7, 0, 10, 5, -1)), Ok(Verdict::Append));
         assert!(matches!(s.check(&batch(7, 0, 11, 5, -1)), Err(SequenceError::OutOfOrder { expected: 10, .. })));
         // A new epoch restarts at sequence 0; an old one is fenced.
         assert!(matches!(s.check(&batch(7, 1, 10, 5, -1)), Err(SequenceError::OutOfOrder { expected: 0, .. })));
-        s.record(&batch(7, 1, 0, 1, 110));
+        let _ = s.record(&batch(7, 1, 0, 1, 110));
         assert!(matches!(s.check(&batch(7, 0, 10, 5, -1)), Err(SequenceError::StaleEpoch { current: 1, .. })));
         // Unknown producers and non-idempotent batches are appended as they come.
         assert_eq!(s.check(&batch(8, 0, 42, 1, -1)), Ok(Verdict::Append));
@@ -562,11 +561,11 @@ mod tests {
     fn only_the_last_five_batches_are_remembered_and_sequences_wrap() {
         let mut s = ProducerStates::default();
         for i in 0..6 {
-            s.record(&batch(1, 0, i, 1, i64::from(i)));
+            let _ = s.record(&batch(1, 0, i, 1, i64::from(i)));
         }
         assert!(matches!(s.check(&batch(1, 0, 1, 1, -1)), Ok(Verdict::Duplicate(_))));
         assert!(matches!(s.check(&batch(1, 0, 0, 1, -1)), Err(SequenceError::OutOfOrder { .. })));
-        s.record(&batch(2, 0, i32::MAX - 1, 2, 10));
+        let _ = s.record(&batch(2, 0, i32::MAX - 1, 2, 10));
         assert_eq!(s.check(&batch(2, 0, 0, 1, -1)), Ok(Verdict::Append));
     }
 
@@ -575,12 +574,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = ProducerStates::default();
         write_snapshot(dir.path(), 0, &s, &[0]).unwrap(); // at a segment roll
-        s.record(&batch(1, 3, 0, 4, 0));
+        let _ = s.record(&batch(1, 3, 0, 4, 0));
         write_snapshot(dir.path(), 4, &s, &[0]).unwrap();
-        s.record(&batch(2, 0, 0, 1, 4));
+        let _ = s.record(&batch(2, 0, 0, 1, 4));
         write_snapshot(dir.path(), 5, &s, &[0]).unwrap();
         let at_five = s.clone();
-        s.record(&batch(2, 0, 1, 1, 5));
+        let _ = s.record(&batch(2, 0, 1, 1, 5));
         write_snapshot(dir.path(), 6, &s, &[0]).unwrap();
         assert_eq!(snapshot_offsets(dir.path()).unwrap(), vec![0, 5, 6], "segment bases and the newest two are kept");
         remove_snapshots_before(dir.path(), 1).unwrap();

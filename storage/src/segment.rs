@@ -372,9 +372,12 @@ impl Segment {
     }
 
     pub fn remove_files_of(dir: &Path, base_offset: i64) {
-        for ext in ["log", "index", "timeindex"] {
+        for ext in ["log", "index", "timeindex", "txnindex"] {
             let path = dir.join(file_name(base_offset, ext));
             if let Err(e) = std::fs::remove_file(&path) {
+                if ext == "txnindex" && e.kind() == std::io::ErrorKind::NotFound {
+                    continue; // only segments with aborted transactions have one
+                }
                 tracing::warn!(file = %path.display(), error = %e, "could not remove segment file");
             }
         }

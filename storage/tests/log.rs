@@ -532,7 +532,9 @@ fn transactions_bound_the_last_stable_offset_and_aborts_are_remembered_across_re
         p.set_high_watermark(9);
         assert_eq!(p.offsets().last_stable_offset, 7);
         p.checkpoint(true).unwrap();
-        drop(p); // and from the snapshot
+        drop(p); // and from the snapshot, the aborts from the segment's .txnindex
+        let index = dir.path().join(format!("{:020}.txnindex", 0));
+        assert_eq!(std::fs::metadata(&index).unwrap().len(), 34, "one entry, Kafka's size");
 
         let p = open(dir.path(), &ring).await;
         assert_eq!(p.aborted_between(0, 9).len(), 1);
