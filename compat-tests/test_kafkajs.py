@@ -45,3 +45,16 @@ def test_kafkajs_produces_and_lists_offsets(broker):
         for n, r in enumerate(records):
             i = 2 * n + partition
             assert (r["key"], r["value"], r["idx"]) == (f"k{i}", f"v{i}", str(i))
+
+
+def test_kafkajs_transactions_commit_abort_and_send_offsets(broker):
+    out = subprocess.run(
+        ["node", str(HERE / "kafkajs" / "transactions.js"), broker.bootstrap],
+        capture_output=True,
+        timeout=120,
+        cwd=HERE,
+    )
+    assert out.returncode == 0, out.stderr.decode()
+    result = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    assert result["values"] == ["committed-1", "committed-2", "with-offsets"]
+    assert result["committed"] == [3]
