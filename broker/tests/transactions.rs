@@ -338,3 +338,54 @@ fn kip_360_epoch_bumps_and_their_retries_as_kafka_answers_them() {
     let long = "x".repeat(40_000);
     assert_eq!(init(&mut c, &long, 4).0, E::InvalidRequest.code());
 }
+
+#[test]
+fn a_prepared_commit_is_resumed_by_the_next_coordinator_after_kill_9() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+    let broker = Broker::start(&[]);
+    let mut c = broker.connect();
+    // min.insync.replicas above the replication factor: the marker cannot
+    // be written, so the transaction stays prepared (acks=1 data can be).
+    let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(TopicName(s("txn")))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(vec![CreatableTopicConfig::default()
+            .with_name(s("min.insync.replicas"))
+            .with_value(Some(s("2")))])]);
+    let resp: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(resp.topics[0].error_code, 0);
+    let (_, pid, _) = init(&mut c, TXN, 4);
+    assert_eq!(add_partitions(&mut c, 3, pid, 0, &[("txn", 0)]), [0]);
+    let req = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(s(TXN))))
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default().with_name(TopicName(s("txn"))).with_partition_data(vec![
+            PartitionProduceData::default().with_index(0).with_records(Some(transactional_batch(pid, 0, 0, &[b"x"]))),
+        ])]);
+    let resp: ProduceResponse = c.call(ApiKey::Produce, 9, &req);
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(end_txn(&mut c, 4, pid, 0, true), 0);
+    assert_eq!(describe(&mut c, TXN).transaction_state.as_str(), "PrepareCommit");
+    assert_eq!(end_txn(&mut c, 4, pid, 0, true), E::ConcurrentTransactions.code());
+    let dir = broker.kill9();
+
+    let broker = Broker::start_in(dir, &[]);
+    let mut c = broker.connect();
+    let state = |c: &mut Client| describe(c, TXN).transaction_state.to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state(&mut c) != "PrepareCommit" {
+        assert!(Instant::now() < deadline, "the prepared commit was not loaded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The resumed marker delivery finishes once the partition is gone.
+    let del: DeleteTopicsResponse =
+        c.call(ApiKey::DeleteTopics, 4, &DeleteTopicsRequest::default().with_topic_names(vec![TopicName(s("txn"))]));
+    assert_eq!(del.responses[0].error_code, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state(&mut c) != "CompleteCommit" {
+        assert!(Instant::now() < deadline, "the resumed commit never completed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
