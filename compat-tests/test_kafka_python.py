@@ -82,3 +82,33 @@ def test_transactions_as_in_the_kafka_python_readme(broker):
     group = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="kp-group", enable_auto_commit=False)
     assert group.committed(tp) == 1
     group.close()
+
+
+def test_operators_see_transactions_with_kafka_pythons_admin_client(broker):
+    # KIP-664's tooling: ListTransactions, DescribeTransactions and
+    # DescribeProducers as kafka-python's KafkaAdminClient calls them.
+    from kafka.admin import KafkaAdminClient
+
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="ops-txn")
+    producer.init_transactions()
+    producer.begin_transaction()
+    producer.send("ops_topic", value=b"open").get(timeout=30)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        listed = [t for ts in admin.list_transactions().values() for t in ts]
+        assert [(t.transactional_id, t.state.value) for t in listed] == [("ops-txn", "Ongoing")]
+        described = admin.describe_transactions(["ops-txn"])["ops-txn"]
+        assert described.state.value == "Ongoing"
+        assert described.topic_partitions == {TopicPartition("ops_topic", 0)}
+        assert described.producer_id == listed[0].producer_id and described.transaction_timeout_ms == 60000
+        tp = TopicPartition("ops_topic", 0)
+        active = admin.describe_producers([tp])[tp].active_producers
+        assert [(p.producer_id, p.current_transaction_start_offset) for p in active] == [(described.producer_id, 0)]
+        producer.commit_transaction()
+        done = [t for ts in admin.list_transactions(state_filters=["CompleteCommit"]).values() for t in ts]
+        assert [t.transactional_id for t in done] == ["ops-txn"]
+        active = admin.describe_producers([tp])[tp].active_producers
+        assert [p.current_transaction_start_offset for p in active] == [-1]
+    finally:
+        admin.close()
+        producer.close()
