@@ -112,3 +112,27 @@ def test_operators_see_transactions_with_kafka_pythons_admin_client(broker):
     finally:
         admin.close()
         producer.close()
+
+
+def test_describe_log_dirs_reports_partition_sizes_and_disk_space(broker):
+    from kafka.admin import KafkaAdminClient
+
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    for i in range(100):
+        producer.send("dirs", value=b"x" * 1000, partition=0)
+    producer.flush(30)
+    producer.close()
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        (everything,) = admin.describe_log_dirs()
+        (log_dir,) = everything["log_dirs"]
+        assert log_dir["error_code"] == 0
+        assert log_dir["log_dir"] == str(broker.data_dir.resolve())
+        assert 0 < log_dir["usable_bytes"] <= log_dir["total_bytes"]
+        sizes = {(t["name"], p["partition_index"]): p for t in log_dir["topics"] for p in t["partitions"]}
+        assert sizes[("dirs", 0)]["partition_size"] > 100_000  # 100 KB of values, plus batch overhead
+        assert sizes[("dirs", 0)]["offset_lag"] == 0
+        (only,) = admin.describe_log_dirs({"dirs": [0]})
+        assert [t["name"] for t in only["log_dirs"][0]["topics"]] == ["dirs"]
+    finally:
+        admin.close()

@@ -49,6 +49,7 @@ const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 4),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 fn api_versions_request() -> ApiVersionsRequest {

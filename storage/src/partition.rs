@@ -138,6 +138,11 @@ impl Partition {
         self.producers.borrow().in_transaction(producer_id)
     }
 
+    /// Bytes of the partition's segments on disk.
+    pub fn size_bytes(&self) -> u64 {
+        self.log.borrow().size_bytes()
+    }
+
     /// KIP-890: see [`ProducerStates::begin_verification`].
     pub fn begin_txn_verification(&self, producer_id: i64, now_ms: i64) -> Option<u64> {
         self.producers.borrow_mut().begin_verification(producer_id, now_ms)

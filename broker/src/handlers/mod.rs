@@ -8,6 +8,7 @@ mod create_topics;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod describe_log_dirs;
 mod describe_producers;
 mod fetch;
 mod groups;
@@ -72,6 +73,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::TxnOffsetCommit, min: 0, max: 4 },
     ApiSpec { key: ApiKey::DescribeTransactions, min: 0, max: 0 },
     ApiSpec { key: ApiKey::ListTransactions, min: 0, max: 1 },
+    ApiSpec { key: ApiKey::DescribeLogDirs, min: 1, max: 4 },
 ];
 
 /// Failures that end the connection (Kafka closes it for these too).
@@ -160,6 +162,10 @@ pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown, p
         ApiKey::DescribeCluster => {
             let resp = describe_cluster::handle(broker, req.decode("DescribeCluster")?);
             reply(&req, "DescribeCluster", &resp)
+        }
+        ApiKey::DescribeLogDirs => {
+            let resp = describe_log_dirs::handle(broker, req.decode("DescribeLogDirs")?).await;
+            reply(&req, "DescribeLogDirs", &resp)
         }
         ApiKey::DescribeProducers => {
             let resp = describe_producers::handle(broker, req.decode("DescribeProducers")?).await;
