@@ -6,6 +6,7 @@ pub mod config;
 pub mod connection;
 pub mod group;
 pub mod handlers;
+mod internal_records;
 pub mod replication;
 pub mod server;
 pub mod shard;

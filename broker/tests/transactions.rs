@@ -128,6 +128,16 @@ fn setup(c: &mut Client) {
     assert_eq!(resp.topics[0].error_code, 0);
 }
 
+/// Creates topic `txn` and a transaction holding one record at offset 0
+/// of its partition 0; returns the producer id (epoch 0).
+fn open_transaction(c: &mut Client) -> i64 {
+    setup(c);
+    let (_, pid, _) = init(c, TXN, 4);
+    assert_eq!(add_partitions(c, 3, pid, 0, &[("txn", 0)]), [0]);
+    assert_eq!(produce(c, 0, Some(TXN), transactional_batch(pid, 0, 0, &[b"x"])), (0, 0));
+    pid
+}
+
 #[test]
 fn a_transaction_is_verified_held_at_the_lso_and_aborted_as_kafka_does() {
     let broker = Broker::start(&[]);
@@ -199,10 +209,7 @@ fn a_transaction_is_verified_held_at_the_lso_and_aborted_as_kafka_does() {
 fn coordinator_state_and_open_transactions_survive_kill_9() {
     let broker = Broker::start(&[]);
     let mut c = broker.connect();
-    setup(&mut c);
-    let (_, pid, _) = init(&mut c, TXN, 4);
-    assert_eq!(add_partitions(&mut c, 3, pid, 0, &[("txn", 0)]), [0]);
-    assert_eq!(produce(&mut c, 0, Some(TXN), transactional_batch(pid, 0, 0, &[b"x"])), (0, 0));
+    let pid = open_transaction(&mut c);
     let dir = broker.kill9();
 
     let broker = Broker::start_in(dir, &[]);
@@ -229,12 +236,8 @@ fn coordinator_state_and_open_transactions_survive_kill_9() {
 fn write_txn_markers_end_a_producers_transaction_on_a_partition() {
     let broker = Broker::start(&[]);
     let mut c = broker.connect();
-    setup(&mut c);
-    // A transactional batch written as a replica would (no verification):
-    // through the coordinator path instead, then a marker from a coordinator.
-    let (_, pid, _) = init(&mut c, TXN, 4);
-    assert_eq!(add_partitions(&mut c, 3, pid, 0, &[("txn", 0)]), [0]);
-    assert_eq!(produce(&mut c, 0, Some(TXN), transactional_batch(pid, 0, 0, &[b"x"])), (0, 0));
+    // An open transaction, then a marker as a coordinator would send it.
+    let pid = open_transaction(&mut c);
     let marker = |topic: &str| {
         WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
             .with_producer_id(ProducerId(pid))

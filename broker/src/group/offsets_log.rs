@@ -8,11 +8,10 @@
 //! written to this partition too, decides whether they count.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Record, RecordBatchDecoder};
 
 use super::state::Committed;
+use crate::internal_records::{encode, record};
 
 const KEY_VERSION: i16 = 1;
 const VALUE_VERSION: i16 = 3;
@@ -121,33 +120,6 @@ pub fn encode_offset_tombstone(group: &str, entries: &[(String, i32)], now_ms: i
         .map(|(i, (topic, partition))| record(i, now_ms, key(group, topic, *partition), None))
         .collect();
     encode(&records)
-}
-
-fn record(i: usize, now_ms: i64, key: Bytes, value: Option<Bytes>) -> Record {
-    Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: i as i64,
-        // The encoder keeps records in one batch while offset - sequence is constant.
-        sequence: i as i32,
-        timestamp: now_ms,
-        key: Some(key),
-        value,
-        headers: Default::default(),
-    }
-}
-
-fn encode(records: &[Record]) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    // Encoding uncompressed records into memory cannot fail.
-    let _ = RecordBatchEncoder::encode(&mut buf, records, &options);
-    buf.to_vec()
 }
 
 /// The records in a run of stored batches, and the offset after the last

@@ -8,9 +8,7 @@
 use std::collections::BTreeSet;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 
 use super::{TxnMetadata, TxnState};
 
@@ -64,26 +62,8 @@ pub fn encode(transactional_id: &str, meta: Option<&TxnMetadata>, now_ms: i64) -
     let mut key = BytesMut::new();
     key.put_i16(KEY_VERSION);
     put_string(&mut key, transactional_id);
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: now_ms,
-        key: Some(key.freeze()),
-        value: meta.map(value),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    // Encoding one uncompressed record into memory cannot fail.
-    let _ = RecordBatchEncoder::encode(&mut buf, [&record], &options);
-    buf.to_vec()
+    let record = crate::internal_records::record(0, now_ms, key.freeze(), meta.map(value));
+    crate::internal_records::encode(&[record])
 }
 
 fn decode_value(mut v: Bytes) -> Option<TxnMetadata> {

@@ -13,7 +13,7 @@ use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
 use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::Record;
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
@@ -50,23 +50,12 @@ fn control_batch(m: Marker) -> Vec<u8> {
     let record = Record {
         transactional: true,
         control: true,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
         producer_id: m.producer_id,
         producer_epoch: m.producer_epoch,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
         sequence: -1,
-        timestamp: crate::now_ms(),
-        key: Some(key.freeze()),
-        value: Some(value.freeze()),
-        headers: Default::default(),
+        ..crate::internal_records::record(0, crate::now_ms(), key.freeze(), Some(value.freeze()))
     };
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    // Encoding one uncompressed record into memory cannot fail.
-    let _ = RecordBatchEncoder::encode(&mut buf, [&record], &options);
-    buf.to_vec()
+    crate::internal_records::encode(&[record])
 }
 
 /// Appends a marker to a partition this shard leads (acks=all), then, for
