@@ -1,6 +1,8 @@
 """kafka-python (pure-Python client, its own protocol code) producing with
 its defaults (idempotent, acks=all) and fetching back by assign/seek."""
 
+import time
+
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
 
@@ -105,7 +107,14 @@ def test_operators_see_transactions_with_kafka_pythons_admin_client(broker):
         active = admin.describe_producers([tp])[tp].active_producers
         assert [(p.producer_id, p.current_transaction_start_offset) for p in active] == [(described.producer_id, 0)]
         producer.commit_transaction()
-        done = [t for ts in admin.list_transactions(state_filters=["CompleteCommit"]).values() for t in ts]
+        # The commit is answered once decided; markers follow (PrepareCommit
+        # until every partition has one).
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            done = [t for ts in admin.list_transactions(state_filters=["CompleteCommit"]).values() for t in ts]
+            if done:
+                break
+            time.sleep(0.1)
         assert [t.transactional_id for t in done] == ["ops-txn"]
         active = admin.describe_producers([tp])[tp].active_producers
         assert [p.current_transaction_start_offset for p in active] == [-1]
