@@ -379,6 +379,22 @@ impl Broker {
         self.topic(name).ok_or(BrokerError::Refused(ApplyError::UnknownTopic(name.to_string())))
     }
 
+    /// Changes a topic's config overrides (see [`Command::AlterTopicConfigs`]);
+    /// answers once this broker's replicas follow them.
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        replace: bool,
+        changes: BTreeMap<String, Option<String>>,
+    ) -> Result<(), BrokerError> {
+        let command = Command::AlterTopicConfigs { name: name.to_string(), replace, changes };
+        let (outcome, index) = self.quorum.propose(command).await?;
+        outcome?;
+        self.wait_reconciled(index).await;
+        tracing::info!(topic = name, "altered topic configs");
+        Ok(())
+    }
+
     /// Grows a topic to `count` partitions; answers once this broker has
     /// applied it and opened its new replicas.
     pub async fn create_partitions(

@@ -2,6 +2,7 @@
 //! and one handler module per Kafka API family.
 
 pub mod broker;
+mod broker_configs;
 pub mod config;
 pub mod connection;
 pub mod group;

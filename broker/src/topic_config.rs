@@ -18,48 +18,138 @@ enum Kind {
     Text,
 }
 
-/// (name, Kafka's default, kind) for every topic config Kafka 3.x/4.x accepts.
-const TOPIC_CONFIGS: &[(&str, &str, Kind)] = &[
-    ("cleanup.policy", "delete", Kind::ListOf(&["delete", "compact"])),
-    ("compression.type", "producer", Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"])),
-    ("compression.gzip.level", "-1", Kind::Int { min: -1 }),
-    ("compression.lz4.level", "9", Kind::Int { min: 1 }),
-    ("compression.zstd.level", "3", Kind::Int { min: -131072 }),
-    ("delete.retention.ms", "86400000", Kind::Long { min: 0 }),
-    ("file.delete.delay.ms", "60000", Kind::Long { min: 0 }),
-    ("flush.messages", "9223372036854775807", Kind::Long { min: 1 }),
-    ("flush.ms", "9223372036854775807", Kind::Long { min: 0 }),
-    ("follower.replication.throttled.replicas", "", Kind::Text),
-    ("index.interval.bytes", "4096", Kind::Int { min: 0 }),
-    ("leader.replication.throttled.replicas", "", Kind::Text),
-    ("local.retention.bytes", "-2", Kind::Long { min: -2 }),
-    ("local.retention.ms", "-2", Kind::Long { min: -2 }),
-    ("max.compaction.lag.ms", "9223372036854775807", Kind::Long { min: 1 }),
-    ("max.message.bytes", "1048588", Kind::Int { min: 0 }),
-    ("message.timestamp.after.max.ms", "9223372036854775807", Kind::Long { min: 0 }),
-    ("message.timestamp.before.max.ms", "9223372036854775807", Kind::Long { min: 0 }),
-    ("message.timestamp.type", "CreateTime", Kind::OneOf(&["CreateTime", "LogAppendTime"])),
-    ("min.cleanable.dirty.ratio", "0.5", Kind::Ratio),
-    ("min.compaction.lag.ms", "0", Kind::Long { min: 0 }),
-    ("min.insync.replicas", "1", Kind::Int { min: 1 }),
-    ("preallocate", "false", Kind::Bool),
-    ("remote.storage.enable", "false", Kind::Bool),
-    ("retention.bytes", "-1", Kind::Long { min: i64::MIN }),
-    ("retention.ms", "604800000", Kind::Long { min: -1 }),
-    ("segment.bytes", "1073741824", Kind::Int { min: 1024 * 1024 }),
-    ("segment.index.bytes", "10485760", Kind::Int { min: 4 }),
-    ("segment.jitter.ms", "0", Kind::Long { min: 0 }),
-    ("segment.ms", "604800000", Kind::Long { min: 1 }),
-    ("unclean.leader.election.enable", "false", Kind::Bool),
+impl Kind {
+    /// Kafka's DescribeConfigs config type: BOOLEAN 1, STRING 2, INT 3,
+    /// LONG 5, DOUBLE 6, LIST 7.
+    fn config_type(self) -> i8 {
+        match self {
+            Kind::Bool => 1,
+            Kind::OneOf(_) => 2,
+            Kind::Int { .. } => 3,
+            Kind::Long { .. } => 5,
+            Kind::Ratio => 6,
+            Kind::ListOf(_) | Kind::Text => 7,
+        }
+    }
+}
+
+/// DescribeConfigs config sources (Kafka's ConfigSource ids).
+pub const SOURCE_TOPIC: i8 = 1;
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+pub const SOURCE_DEFAULT: i8 = 5;
+
+/// One topic config: its name, Kafka's default, what values it takes, the
+/// broker config whose value is the topic default (with Kafka's default
+/// for it), and what it does.
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    pub default: &'static str,
+    kind: Kind,
+    pub broker_synonym: Option<(&'static str, &'static str)>,
+    pub doc: &'static str,
+}
+
+impl TopicConfigDef {
+    pub fn config_type(&self) -> i8 {
+        self.kind.config_type()
+    }
+
+    /// APPEND and SUBTRACT apply only to list configs.
+    pub fn is_list(&self) -> bool {
+        matches!(self.kind, Kind::ListOf(_) | Kind::Text)
+    }
+}
+
+const fn def(
+    name: &'static str,
+    default: &'static str,
+    kind: Kind,
+    broker_synonym: Option<(&'static str, &'static str)>,
+    doc: &'static str,
+) -> TopicConfigDef {
+    TopicConfigDef { name, default, kind, broker_synonym, doc }
+}
+
+const MAX_LONG: &str = "9223372036854775807";
+
+/// Every topic config Kafka 3.x/4.x accepts, in Kafka's (alphabetical) order.
+pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    def("cleanup.policy", "delete", Kind::ListOf(&["delete", "compact"]), Some(("log.cleanup.policy", "delete")),
+        "delete: old segments are removed by retention.ms / retention.bytes; compact: only the latest record per key is kept; both may be given."),
+    def("compression.type", "producer", Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+        Some(("compression.type", "producer")), "Codec batches are stored with; producer keeps the producer's codec."),
+    def("compression.gzip.level", "-1", Kind::Int { min: -1 }, Some(("compression.gzip.level", "-1")),
+        "gzip level used when compression.type is gzip."),
+    def("compression.lz4.level", "9", Kind::Int { min: 1 }, Some(("compression.lz4.level", "9")),
+        "lz4 level used when compression.type is lz4."),
+    def("compression.zstd.level", "3", Kind::Int { min: -131072 }, Some(("compression.zstd.level", "3")),
+        "zstd level used when compression.type is zstd."),
+    def("delete.retention.ms", "86400000", Kind::Long { min: 0 }, Some(("log.cleaner.delete.retention.ms", "86400000")),
+        "How long a tombstone (null value) stays in a compacted topic after it has been cleaned, so consumers can see the delete."),
+    def("file.delete.delay.ms", "60000", Kind::Long { min: 0 }, Some(("log.segment.delete.delay.ms", "60000")),
+        "Delay before a removed segment's files are deleted."),
+    def("flush.messages", MAX_LONG, Kind::Long { min: 1 }, Some(("log.flush.interval.messages", MAX_LONG)),
+        "Records between forced fsyncs of the log."),
+    def("flush.ms", MAX_LONG, Kind::Long { min: 0 }, Some(("log.flush.scheduler.interval.ms", MAX_LONG)),
+        "Milliseconds between forced fsyncs of the log."),
+    def("follower.replication.throttled.replicas", "", Kind::Text, None,
+        "Replicas whose follower-side replication is throttled, as partition:broker pairs or *."),
+    def("index.interval.bytes", "4096", Kind::Int { min: 0 }, Some(("log.index.interval.bytes", "4096")),
+        "Bytes of log between offset index entries."),
+    def("leader.replication.throttled.replicas", "", Kind::Text, None,
+        "Replicas whose leader-side replication is throttled, as partition:broker pairs or *."),
+    def("local.retention.bytes", "-2", Kind::Long { min: -2 }, Some(("log.local.retention.bytes", "-2")),
+        "Local retention in bytes when tiered storage is on; -2 means retention.bytes."),
+    def("local.retention.ms", "-2", Kind::Long { min: -2 }, Some(("log.local.retention.ms", "-2")),
+        "Local retention in milliseconds when tiered storage is on; -2 means retention.ms."),
+    def("max.compaction.lag.ms", MAX_LONG, Kind::Long { min: 1 }, Some(("log.cleaner.max.compaction.lag.ms", MAX_LONG)),
+        "Longest time a record may stay uncompacted once it is eligible."),
+    def("max.message.bytes", "1048588", Kind::Int { min: 0 }, Some(("message.max.bytes", "1048588")),
+        "Largest record batch the topic accepts, in bytes."),
+    def("message.timestamp.after.max.ms", MAX_LONG, Kind::Long { min: 0 }, Some(("log.message.timestamp.after.max.ms", MAX_LONG)),
+        "How far in the future a CreateTime timestamp may be."),
+    def("message.timestamp.before.max.ms", MAX_LONG, Kind::Long { min: 0 }, Some(("log.message.timestamp.before.max.ms", MAX_LONG)),
+        "How far in the past a CreateTime timestamp may be."),
+    def("message.timestamp.type", "CreateTime", Kind::OneOf(&["CreateTime", "LogAppendTime"]),
+        Some(("log.message.timestamp.type", "CreateTime")), "Whether record timestamps are the producer's or the broker's append time."),
+    def("min.cleanable.dirty.ratio", "0.5", Kind::Ratio, Some(("log.cleaner.min.cleanable.ratio", "0.5")),
+        "Share of the log that must be uncleaned before the cleaner compacts it."),
+    def("min.compaction.lag.ms", "0", Kind::Long { min: 0 }, Some(("log.cleaner.min.compaction.lag.ms", "0")),
+        "Shortest time a record stays uncompacted."),
+    def("min.insync.replicas", "1", Kind::Int { min: 1 }, Some(("min.insync.replicas", "1")),
+        "In-sync replicas an acks=all write needs; fewer gives NOT_ENOUGH_REPLICAS."),
+    def("preallocate", "false", Kind::Bool, Some(("log.preallocate", "false")), "Preallocate segment files when they are created."),
+    def("remote.storage.enable", "false", Kind::Bool, None, "Tiered storage for the topic (not available on this broker)."),
+    def("retention.bytes", "-1", Kind::Long { min: i64::MIN }, Some(("log.retention.bytes", "-1")),
+        "Largest size a partition may grow to before its oldest segments are deleted; -1 means no limit."),
+    def("retention.ms", "604800000", Kind::Long { min: -1 }, Some(("log.retention.hours", "168")),
+        "How long records are kept before their segment is deleted; -1 means forever."),
+    def("segment.bytes", "1073741824", Kind::Int { min: 1024 * 1024 }, Some(("log.segment.bytes", "1073741824")),
+        "Size at which a new segment file is started."),
+    def("segment.index.bytes", "10485760", Kind::Int { min: 4 }, Some(("log.index.size.max.bytes", "10485760")),
+        "Size of each segment's offset index."),
+    def("segment.jitter.ms", "0", Kind::Long { min: 0 }, Some(("log.roll.jitter.hours", "0")),
+        "Random jitter subtracted from segment.ms."),
+    def("segment.ms", "604800000", Kind::Long { min: 1 }, Some(("log.roll.hours", "168")),
+        "Age at which a new segment is started even if the current one is not full."),
+    def("unclean.leader.election.enable", "false", Kind::Bool, Some(("unclean.leader.election.enable", "false")),
+        "Whether a replica outside the ISR may become leader, at the cost of losing records."),
 ];
+
+pub fn definition(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
 
 /// Checks one `name=value` pair; the error text is what Kafka clients show.
 pub fn validate(name: &str, value: &str) -> Result<(), String> {
-    let Some((_, _, kind)) = TOPIC_CONFIGS.iter().find(|(n, _, _)| *n == name) else {
+    let Some(TopicConfigDef { kind, .. }) = definition(name) else {
         return Err(format!("Unknown topic config name: {name}"));
     };
     let bad = |why: &str| Err(format!("Invalid value {value} for configuration {name}: {why}"));
     let value = value.trim();
+    if name == "remote.storage.enable" && value.eq_ignore_ascii_case("true") {
+        return Err("Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.".into());
+    }
     match kind {
         Kind::Long { min } | Kind::Int { min } => {
             let parsed = match kind {
@@ -100,10 +190,12 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
 
 /// Every topic config with its effective value: the override if the topic
 /// has one, else Kafka's default. The flag says whether it was overridden.
-pub fn effective(overrides: &BTreeMap<String, String>) -> impl Iterator<Item = (&'static str, String, bool)> + '_ {
-    TOPIC_CONFIGS.iter().map(move |(name, default, _)| match overrides.get(*name) {
-        Some(v) => (*name, v.clone(), true),
-        None => (*name, (*default).to_string(), false),
+pub fn effective(
+    overrides: &BTreeMap<String, String>,
+) -> impl Iterator<Item = (&'static TopicConfigDef, String, bool)> + '_ {
+    TOPIC_CONFIGS.iter().map(move |d| match overrides.get(d.name) {
+        Some(v) => (d, v.clone(), true),
+        None => (d, d.default.to_string(), false),
     })
 }
 
@@ -126,7 +218,7 @@ pub struct TopicSettings {
 impl TopicSettings {
     pub fn from_overrides(overrides: &BTreeMap<String, String>) -> Self {
         let get = |name: &str| -> String {
-            effective(overrides).find(|(n, _, _)| *n == name).map(|(_, v, _)| v).unwrap_or_default()
+            effective(overrides).find(|(d, _, _)| d.name == name).map(|(_, v, _)| v).unwrap_or_default()
         };
         let num = |name: &str, fallback: i64| get(name).trim().parse::<i64>().unwrap_or(fallback);
         Self {
@@ -171,6 +263,7 @@ mod tests {
         assert!(validate("segment.bytes", "10").is_err(), "below minimum");
         assert!(validate("cleanup.policy", "shred").is_err());
         assert!(validate("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate("remote.storage.enable", "true").unwrap_err().contains("Tiered Storage"));
     }
 
     #[test]

@@ -64,6 +64,15 @@ pub enum Command {
     AllocateProducerIds {
         broker: i32,
     },
+    /// Changes a topic's config overrides: with `replace` the overrides
+    /// become exactly `changes` (AlterConfigs), else each name is set or,
+    /// with `None`, removed (IncrementalAlterConfigs). Values are validated
+    /// by the proposer.
+    AlterTopicConfigs {
+        name: String,
+        replace: bool,
+        changes: BTreeMap<String, Option<String>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +164,24 @@ impl ClusterMetadata {
                 let broker = self.brokers.get_mut(&id).ok_or(ApplyError::UnknownBroker(id))?;
                 broker.fenced = false;
                 self.elect_where(|p| p.leader == NO_LEADER);
+                Ok(Reply::Done)
+            }
+            Command::AlterTopicConfigs { name, replace, changes } => {
+                let topic = self.topics.get_mut(&name).ok_or(ApplyError::UnknownTopic(name))?;
+                if replace {
+                    topic.configs.clear();
+                }
+                for (key, value) in changes {
+                    match value {
+                        Some(v) => topic.configs.insert(key, v),
+                        None => topic.configs.remove(&key),
+                    };
+                }
+                // Turning on unclean election lets offline partitions elect
+                // any live replica now, as Kafka's controller does.
+                if topic.unclean_election() {
+                    self.elect_where(|p| p.leader == NO_LEADER);
+                }
                 Ok(Reply::Done)
             }
             Command::CreateTopic { name, id, partitions, replication_factor, assignments, configs } => {
@@ -328,6 +355,33 @@ mod tests {
             assignments: Vec::new(),
             configs: BTreeMap::new(),
         })
+    }
+
+    #[test]
+    fn config_changes_replace_or_patch_the_overrides() {
+        let mut m = cluster(2);
+        create(&mut m, "t", 1, 2).unwrap();
+        let alter = |replace, changes: &[(&str, Option<&str>)]| Command::AlterTopicConfigs {
+            name: "t".into(),
+            replace,
+            changes: changes.iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect(),
+        };
+        m.apply(alter(false, &[("retention.ms", Some("1000")), ("segment.ms", Some("5"))])).unwrap();
+        m.apply(alter(false, &[("segment.ms", None)])).unwrap();
+        assert_eq!(m.topics["t"].configs, BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]));
+        m.apply(alter(true, &[("cleanup.policy", Some("compact"))])).unwrap();
+        assert_eq!(m.topics["t"].configs, BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]));
+        let unknown = Command::AlterTopicConfigs { name: "x".into(), replace: true, changes: BTreeMap::new() };
+        assert_eq!(m.apply(unknown), Err(ApplyError::UnknownTopic("x".into())));
+
+        // Both replicas out of the ISR: offline until unclean election is allowed.
+        let p = m.topics["t"].partitions[0].clone();
+        m.apply(Command::FenceBroker { id: p.replicas[1] }).unwrap();
+        m.apply(Command::FenceBroker { id: p.replicas[0] }).unwrap();
+        m.apply(Command::UnfenceBroker { id: p.replicas[1] }).unwrap();
+        assert_eq!(m.topics["t"].partitions[0].leader, NO_LEADER);
+        m.apply(alter(false, &[("unclean.leader.election.enable", Some("true"))])).unwrap();
+        assert_eq!(m.topics["t"].partitions[0].leader, p.replicas[1]);
     }
 
     #[test]

@@ -231,6 +231,11 @@ impl PartitionLog {
         &self.config
     }
 
+    /// A topic config change: rolling and retention follow it from now on.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
     fn active(&self) -> &Segment {
         self.segments.values().next_back().expect("a log always has an active segment")
     }

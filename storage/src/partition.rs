@@ -80,6 +80,11 @@ pub struct LogOffsets {
 }
 
 impl Partition {
+    /// Takes up changed topic configs (segment size and age, retention).
+    pub fn set_config(&self, config: LogConfig) {
+        self.log.borrow_mut().set_config(config);
+    }
+
     /// Opens (and recovers) the log in `dir`.
     pub async fn open(dir: &Path, config: LogConfig, ring: Rc<Ring>) -> Result<Self, StorageError> {
         let log = PartitionLog::open(dir, config)?;

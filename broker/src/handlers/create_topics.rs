@@ -20,10 +20,6 @@ use crate::topic_config;
 /// operation, it keeps one request from creating millions of directories.
 pub const MAX_PARTITIONS: i32 = 10_000;
 
-/// DescribeConfigs sources, as CreateTopics v5+ reports them.
-const SOURCE_TOPIC_OVERRIDE: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
-
 pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut seen: HashMap<String, usize> = HashMap::new();
     for t in &req.topics {
@@ -177,11 +173,15 @@ fn fail(result: CreatableTopicResult, e: ResponseError, msg: String) -> Creatabl
 fn describe(result: CreatableTopicResult, done: Created, version: i16) -> CreatableTopicResult {
     let configs = (version >= 5).then(|| {
         topic_config::effective(&done.configs)
-            .map(|(name, value, overridden)| {
+            .map(|(def, value, overridden)| {
                 CreatableTopicConfigs::default()
-                    .with_name(StrBytes::from_static_str(name))
+                    .with_name(StrBytes::from_static_str(def.name))
                     .with_value(Some(StrBytes::from_string(value)))
-                    .with_config_source(if overridden { SOURCE_TOPIC_OVERRIDE } else { SOURCE_DEFAULT })
+                    .with_config_source(if overridden {
+                        topic_config::SOURCE_TOPIC
+                    } else {
+                        topic_config::SOURCE_DEFAULT
+                    })
             })
             .collect()
     });

@@ -3,6 +3,7 @@
 //! outside it, so advertising and handling cannot drift apart.
 
 mod api_versions;
+mod configs;
 mod create_partitions;
 mod create_topics;
 mod delete_records;
@@ -74,6 +75,9 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::DescribeTransactions, min: 0, max: 0 },
     ApiSpec { key: ApiKey::ListTransactions, min: 0, max: 1 },
     ApiSpec { key: ApiKey::DescribeLogDirs, min: 1, max: 4 },
+    ApiSpec { key: ApiKey::DescribeConfigs, min: 1, max: 4 },
+    ApiSpec { key: ApiKey::AlterConfigs, min: 0, max: 2 },
+    ApiSpec { key: ApiKey::IncrementalAlterConfigs, min: 0, max: 1 },
 ];
 
 /// Failures that end the connection (Kafka closes it for these too).
@@ -162,6 +166,14 @@ pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown, p
         ApiKey::DescribeCluster => {
             let resp = describe_cluster::handle(broker, req.decode("DescribeCluster")?);
             reply(&req, "DescribeCluster", &resp)
+        }
+        ApiKey::DescribeConfigs => {
+            reply(&req, "DescribeConfigs", &configs::describe(broker, req.decode("DescribeConfigs")?))
+        }
+        ApiKey::AlterConfigs => reply(&req, "AlterConfigs", &configs::alter(broker, req.decode("AlterConfigs")?).await),
+        ApiKey::IncrementalAlterConfigs => {
+            let resp = configs::incremental_alter(broker, req.decode("IncrementalAlterConfigs")?).await;
+            reply(&req, "IncrementalAlterConfigs", &resp)
         }
         ApiKey::DescribeLogDirs => {
             let resp = describe_log_dirs::handle(broker, req.decode("DescribeLogDirs")?).await;

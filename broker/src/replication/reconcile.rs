@@ -122,7 +122,10 @@ async fn apply_on_shard(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, specs: Vec
     let mut leaders = BTreeSet::new();
     for spec in specs {
         let replica = match ctx.replica(&spec.tp) {
-            Some(r) => r,
+            Some(r) => {
+                r.log.set_config(spec.log_config);
+                r
+            }
             None => {
                 let dir = partition_dir(&broker.config.data_dir, &spec.topic, spec.index);
                 if let Err(e) = claim_partition_dir(&dir, spec.tp.0) {
