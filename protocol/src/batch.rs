@@ -110,7 +110,7 @@ impl BatchError {
 /// one well-formed magic-2 batch, CRC-32C intact, offsets and count
 /// consistent, records framed correctly when uncompressed. Mirrors the
 /// checks and error codes of Kafka's ProduceRequest and LogValidator.
-pub fn validate_produced(records: &[u8], produce_version: i16) -> Result<BatchHeader, BatchError> {
+pub fn validate_produced(records: &[u8], produce_version: i16) -> Result<Validated, BatchError> {
     let invalid = |m: &str| Err(BatchError::Invalid(m.to_string()));
     let corrupt = |m: String| Err(BatchError::Corrupt(m));
     if records.len() < LOG_OVERHEAD {
@@ -160,8 +160,16 @@ pub fn validate_produced(records: &[u8], produce_version: i16) -> Result<BatchHe
     let payload = &records[HEADER_LEN..size];
     let mut body = decompress::reader(h.compression(), payload)
         .map_err(|e| BatchError::Corrupt(format!("cannot decompress records: {e}")))?;
-    walk_records(&mut body, h.records_count)?;
-    Ok(h)
+    let has_null_key = walk_records(&mut body, h.records_count)?;
+    Ok(Validated { header: h, has_null_key })
+}
+
+/// A produced batch that passed validation.
+#[derive(Debug, Clone, Copy)]
+pub struct Validated {
+    pub header: BatchHeader,
+    /// Some record has no key (compacted topics refuse those).
+    pub has_null_key: bool,
 }
 
 /// Rewrites a validated batch for `LogAppendTime`: sets the timestamp-type
@@ -192,23 +200,27 @@ pub fn clear_sequence(batch: &mut [u8]) {
 /// does: each must be framed correctly (length, attributes, timestamp and
 /// offset deltas, key, value, headers), offsets must run 0, 1, 2, ..., and
 /// nothing may follow the last record. Codec failures are CORRUPT_MESSAGE,
-/// malformed records INVALID_RECORD.
-fn walk_records(body: &mut dyn Read, count: i32) -> Result<(), BatchError> {
+/// malformed records INVALID_RECORD. Returns whether any record has a null key.
+fn walk_records(body: &mut dyn Read, count: i32) -> Result<bool, BatchError> {
     let mut r = io::BufReader::with_capacity(64 * 1024, body);
+    let mut null_key = false;
     for index in 0..i64::from(count) {
         let len = read_varint(&mut r).map_err(|e| record_error(index, e))?;
         if len < 0 {
             return Err(BatchError::Invalid(format!("record {index} has a negative length")));
         }
         let mut rec = (&mut r).take(len as u64);
-        let check = |rec: &mut io::Take<&mut io::BufReader<&mut dyn Read>>| -> io::Result<Option<&'static str>> {
+        let mut check = |rec: &mut io::Take<&mut io::BufReader<&mut dyn Read>>| -> io::Result<Option<&'static str>> {
             let mut attributes = [0u8; 1];
             rec.read_exact(&mut attributes)?;
             read_varint(rec)?; // timestamp delta
             if read_varint(rec)? != index {
                 return Ok(Some("record offsets within the batch are not consecutive"));
             }
-            if !skip_nullable(rec)? || !skip_nullable(rec)? {
+            let key_len = read_varint(rec)?;
+            null_key |= key_len == -1;
+            let key_ok = key_len == -1 || (key_len >= 0 && skip(rec, key_len as u64)?);
+            if !key_ok || !skip_nullable(rec)? {
                 return Ok(Some("bad key or value length"));
             }
             let headers = read_varint(rec)?;
@@ -230,7 +242,7 @@ fn walk_records(body: &mut dyn Read, count: i32) -> Result<(), BatchError> {
         }
     }
     match r.read(&mut [0u8; 1]) {
-        Ok(0) => Ok(()),
+        Ok(0) => Ok(null_key),
         Ok(_) => Err(BatchError::Invalid("bytes after the last record".into())),
         Err(e) => Err(record_error(i64::from(count), e)),
     }
@@ -246,7 +258,7 @@ fn record_error(index: i64, e: io::Error) -> BatchError {
 }
 
 /// Zig-zag varint as used inside records (up to 64 bits).
-fn read_varint(r: &mut impl Read) -> io::Result<i64> {
+pub(crate) fn read_varint(r: &mut impl Read) -> io::Result<i64> {
     let mut raw: u64 = 0;
     for i in 0..10 {
         let mut b = [0u8; 1];
@@ -257,6 +269,19 @@ fn read_varint(r: &mut impl Read) -> io::Result<i64> {
         }
     }
     Err(io::Error::new(io::ErrorKind::UnexpectedEof, "varint longer than 10 bytes"))
+}
+
+/// Appends a zig-zag varint.
+pub(crate) fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        if z < 0x80 {
+            out.push(z as u8);
+            return;
+        }
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
 }
 
 /// Skips exactly `n` bytes; false if the input ends first.
@@ -276,18 +301,6 @@ fn skip_nullable(r: &mut impl Read) -> io::Result<bool> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-
-    fn put_varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        loop {
-            if z < 0x80 {
-                out.push(z as u8);
-                return;
-            }
-            out.push((z as u8 & 0x7f) | 0x80);
-            z >>= 7;
-        }
-    }
 
     /// Builds an uncompressed batch with `n` records of value `v<i>`.
     pub fn batch(n: i32) -> Vec<u8> {
@@ -323,8 +336,10 @@ pub(crate) mod tests {
     #[test]
     fn accepts_a_well_formed_batch() {
         let b = batch(3);
-        let h = validate_produced(&b, 9).unwrap();
+        let v = validate_produced(&b, 9).unwrap();
+        let h = v.header;
         assert_eq!((h.records_count, h.last_offset_delta, h.max_timestamp), (3, 2, 1002));
+        assert!(v.has_null_key);
     }
 
     #[test]
@@ -412,7 +427,7 @@ pub(crate) mod tests {
         use kafka_protocol::records::Compression::*;
         for codec in [None, Gzip, Snappy, Lz4, Zstd] {
             let b = compressed(codec, 50);
-            let h = validate_produced(&b, 9).unwrap_or_else(|e| panic!("{codec:?}: {e}"));
+            let h = validate_produced(&b, 9).unwrap_or_else(|e| panic!("{codec:?}: {e}")).header;
             assert_eq!(h.records_count, 50);
             // Garble the compressed bytes but keep the CRC right: still refused.
             let mut bad = b.clone();
@@ -454,7 +469,7 @@ pub(crate) mod tests {
     fn log_append_time_rewrites_crc() {
         let mut b = batch(2);
         set_log_append_time(&mut b, 99_000);
-        let h = validate_produced(&b, 9).unwrap();
+        let h = validate_produced(&b, 9).unwrap().header;
         assert_eq!(h.max_timestamp, 99_000);
         assert_ne!(h.attributes & TIMESTAMP_TYPE_BIT, 0);
     }
