@@ -69,6 +69,13 @@ pub fn entries(config: &Config) -> Vec<BrokerConfigEntry> {
             "How often retention is applied.",
         ),
         entry(
+            "log.cleaner.backoff.ms",
+            s(&config.log_cleaner_backoff.as_millis()),
+            Some("15000"),
+            LONG,
+            "How long the log cleaner rests between passes.",
+        ),
+        entry(
             "group.initial.rebalance.delay.ms",
             s(&groups.initial_rebalance_delay.as_millis()),
             Some("3000"),

@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// Kafka's log.retention.check.interval.ms [default: 300000].
     #[arg(long, env = "SLUICE_RETENTION_CHECK_INTERVAL_MS", value_name = "MS")]
     pub retention_check_interval_ms: Option<u64>,
+    /// How long each shard's log cleaner rests between passes over its
+    /// compacted partitions (Kafka's log.cleaner.backoff.ms) [default: 15000].
+    #[arg(long, env = "SLUICE_LOG_CLEANER_BACKOFF_MS", value_name = "MS")]
+    pub log_cleaner_backoff_ms: Option<u64>,
     /// The metadata quorum's voters, every node of the cluster, as
     /// ID@HOST:PORT,... with each node's raft address [default: this node
     /// alone, no raft network].
@@ -112,6 +116,7 @@ struct FileSettings {
     shards: Option<usize>,
     fsync: Option<String>,
     retention_check_interval_ms: Option<u64>,
+    log_cleaner_backoff_ms: Option<u64>,
     group_initial_rebalance_delay_ms: Option<u64>,
     offsets_retention_minutes: Option<u64>,
     voters: Option<String>,
@@ -136,6 +141,7 @@ pub struct Config {
     pub shards: usize,
     pub fsync: FsyncPolicy,
     pub retention_check_interval: std::time::Duration,
+    pub log_cleaner_backoff: std::time::Duration,
     pub groups: crate::group::GroupConfig,
     pub max_request_bytes: usize,
     /// Raft voters by node id; just this node (with no address) when alone.
@@ -193,6 +199,10 @@ impl Config {
         if retention_check_interval_ms == 0 {
             return Err("invalid retention-check-interval-ms 0: must be 1 or greater".into());
         }
+        let log_cleaner_backoff_ms = args.log_cleaner_backoff_ms.or(file.log_cleaner_backoff_ms).unwrap_or(15_000);
+        if log_cleaner_backoff_ms == 0 {
+            return Err("invalid log-cleaner-backoff-ms 0: must be 1 or greater".into());
+        }
         let (voters, raft_listen) = match args.voters.or(file.voters) {
             None => (sluice_raft::Voters::from([(node_id as u64, String::new())]), None),
             Some(list) => {
@@ -244,6 +254,7 @@ impl Config {
             shards,
             fsync,
             retention_check_interval: std::time::Duration::from_millis(retention_check_interval_ms),
+            log_cleaner_backoff: std::time::Duration::from_millis(log_cleaner_backoff_ms),
             groups: crate::group::GroupConfig {
                 initial_rebalance_delay: std::time::Duration::from_millis(
                     args.group_initial_rebalance_delay_ms.or(file.group_initial_rebalance_delay_ms).unwrap_or(3000),

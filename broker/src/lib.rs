@@ -3,6 +3,7 @@
 
 pub mod broker;
 mod broker_configs;
+pub mod compaction;
 pub mod config;
 pub mod connection;
 pub mod group;

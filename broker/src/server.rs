@@ -300,6 +300,11 @@ impl ShardThread {
             broker.config.retention_check_interval,
             shutdown.clone(),
         ));
+        let cleaner = tokio::task::spawn_local(crate::compaction::clean_periodically(
+            ctx.clone(),
+            broker.config.log_cleaner_backoff,
+            shutdown.clone(),
+        ));
         let mut connections = JoinSet::new();
         loop {
             tokio::select! {
@@ -325,6 +330,7 @@ impl ShardThread {
         drained.wait().await;
         let _ = flusher.await;
         let _ = retention.await;
+        let _ = cleaner.await;
         let _ = sessions.await;
         let _ = offsets.await;
         let _ = txns.await;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use sluice_storage::{FsyncPolicy, LogConfig};
+use sluice_storage::{Compaction, FsyncPolicy, LogConfig};
 
 /// How a config value must look.
 #[derive(Debug, Clone, Copy)]
@@ -200,7 +200,7 @@ pub fn effective(
 }
 
 /// The settings the produce and storage paths act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicSettings {
     pub max_message_bytes: usize,
     pub log_append_time: bool,
@@ -210,6 +210,9 @@ pub struct TopicSettings {
     pub retention_bytes: i64,
     /// `cleanup.policy` includes `delete` (DeleteRecords is refused otherwise).
     pub delete_policy: bool,
+    /// `cleanup.policy` includes `compact`: records need keys, the cleaner runs.
+    pub compact_policy: bool,
+    pub compaction: Compaction,
     pub index_interval_bytes: usize,
     /// ISR members an acks=all produce needs.
     pub min_insync_replicas: usize,
@@ -229,6 +232,13 @@ impl TopicSettings {
             retention_ms: num("retention.ms", 604_800_000),
             retention_bytes: num("retention.bytes", -1),
             delete_policy: get("cleanup.policy").split(',').any(|p| p.trim() == "delete"),
+            compact_policy: get("cleanup.policy").split(',').any(|p| p.trim() == "compact"),
+            compaction: Compaction {
+                min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio").trim().parse().unwrap_or(0.5),
+                min_lag_ms: num("min.compaction.lag.ms", 0),
+                max_lag_ms: num("max.compaction.lag.ms", i64::MAX),
+                delete_retention_ms: num("delete.retention.ms", 86_400_000),
+            },
             index_interval_bytes: num("index.interval.bytes", 4096).max(1) as usize,
             min_insync_replicas: num("min.insync.replicas", 1).max(1) as usize,
         }
@@ -238,11 +248,12 @@ impl TopicSettings {
         LogConfig {
             segment_bytes: self.segment_bytes,
             segment_ms: self.segment_ms,
-            // Only `delete` retention removes data; compaction comes later.
+            // Only the `delete` policy removes whole segments.
             retention_ms: if self.delete_policy { self.retention_ms } else { -1 },
             retention_bytes: if self.delete_policy { self.retention_bytes } else { -1 },
             index_interval_bytes: self.index_interval_bytes,
             fsync,
+            compaction: self.compact_policy.then_some(self.compaction),
         }
     }
 }

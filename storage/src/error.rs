@@ -17,6 +17,9 @@ pub enum StorageError {
     InvalidBatch(&'static str),
     #[error("partition unavailable: {0}")]
     Unavailable(&'static str),
+    /// A stored batch the cleaner cannot decode or rewrite.
+    #[error("cannot compact: {0}")]
+    Compaction(String),
     /// An idempotent producer's batch out of sequence or from an old epoch.
     #[error(transparent)]
     Sequence(#[from] crate::producers::SequenceError),

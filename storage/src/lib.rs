@@ -1,9 +1,11 @@
 //! The partition log engine. A partition is a directory of segments, each a
 //! `<baseOffset:020>.log` of RecordBatch v2 bytes stored exactly as produced
 //! plus sparse `.index` and `.timeindex` files. This crate knows bytes and
-//! offsets, not Kafka requests: callers hand it validated batches.
+//! offsets, not Kafka requests: callers hand it validated batches (and, for
+//! compaction, a [`RecordCodec`] that reads records).
 
 mod batch;
+mod cleaner;
 mod epochs;
 mod error;
 mod index;
@@ -15,6 +17,7 @@ mod txnindex;
 mod uring;
 
 pub use batch::{end_of_batches, set_leader_epoch, StoredBatch, TxnMarker, BATCH_HEADER_LEN};
+pub use cleaner::{CleanStats, CompactableBatch, Compaction, RecordCodec};
 pub use error::StorageError;
 pub use log::{AppendInfo, FsyncPolicy, LogConfig, PartitionLog, ReadResult};
 pub use partition::{LogOffsets, Partition};

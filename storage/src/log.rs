@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::batch::{set_base_offset, StoredBatch};
+use crate::cleaner::Compaction;
 use crate::error::StorageError;
 use crate::index::PendingWrite;
 use crate::segment::Segment;
@@ -39,6 +40,8 @@ pub struct LogConfig {
     /// Bytes of log between sparse index entries.
     pub index_interval_bytes: usize,
     pub fsync: FsyncPolicy,
+    /// Set when `cleanup.policy` includes `compact`.
+    pub compaction: Option<Compaction>,
 }
 
 impl Default for LogConfig {
@@ -50,6 +53,7 @@ impl Default for LogConfig {
             retention_bytes: -1,
             index_interval_bytes: 4096,
             fsync: FsyncPolicy::default(),
+            compaction: None,
         }
     }
 }
@@ -152,14 +156,18 @@ impl PartitionLog {
     /// Opens (or creates) the log in `dir`, recovering the active segment.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir).map_err(StorageError::io("create partition dir", dir))?;
-        let mut bases: Vec<i64> = std::fs::read_dir(dir)
+        let names: Vec<String> = std::fs::read_dir(dir)
             .map_err(StorageError::io("list partition dir", dir))?
             .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".log")?.parse::<i64>().ok()
-            })
+            .filter_map(|e| e.file_name().into_string().ok())
             .collect();
+        // A compaction pass cut short: its copies were never swapped in.
+        for name in names.iter().filter(|n| n.ends_with(".cleaned")) {
+            let path = dir.join(name);
+            std::fs::remove_file(&path).map_err(StorageError::io("remove unfinished cleaned file", &path))?;
+        }
+        let mut bases: Vec<i64> =
+            names.iter().filter_map(|name| name.strip_suffix(".log")?.parse::<i64>().ok()).collect();
         bases.sort_unstable();
         let recovery = read_recovery_point(dir)?;
         let mut segments = BTreeMap::new();
@@ -275,11 +283,18 @@ impl PartitionLog {
     /// Reserves offsets and file space for one validated batch, assigning
     /// its offsets by rewriting `baseOffset` in place; every other byte is
     /// stored as given.
-    pub fn reserve(&mut self, batch: &mut [u8]) -> Result<Reservation, StorageError> {
+    /// A replicated batch keeps its own offsets (`at`): compaction on the
+    /// leader leaves gaps, so it may start past this log's end.
+    pub fn reserve(&mut self, batch: &mut [u8], at: Option<i64>) -> Result<Reservation, StorageError> {
         if self.failed {
             return Err(StorageError::Unavailable("an earlier write failed; waiting for writes in flight"));
         }
-        let base_offset = self.next_offset();
+        let end = self.next_offset();
+        let base_offset = match at {
+            None => end,
+            Some(at) if at >= end => at,
+            Some(at) => return Err(StorageError::OffsetOutOfRange { offset: at, start: end, end }),
+        };
         let Some(mut info) = StoredBatch::parse(batch) else {
             return Err(StorageError::InvalidBatch("not a RecordBatch v2"));
         };
@@ -490,6 +505,62 @@ impl PartitionLog {
             }
         }
         deleted
+    }
+
+    /// The closed segments a compaction pass may clean, oldest first: those
+    /// wholly below `bound` (the last stable offset) whose records are all
+    /// older than `min.compaction.lag.ms`, each with its own file handle
+    /// (for the cleaner's thread) and the handle it is known by here.
+    pub(crate) fn cleanable_segments(
+        &self,
+        bound: i64,
+        newest_allowed_ms: i64,
+    ) -> Result<Vec<(crate::cleaner::Source, Rc<File>)>, StorageError> {
+        let mut out = Vec::new();
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for pair in bases.windows(2) {
+            let (base, end) = (pair[0], pair[1]);
+            let seg = &self.segments[&base];
+            if end > bound
+                || end > self.visible_offset
+                || seg.max_timestamp().is_some_and(|(ts, _)| ts > newest_allowed_ms)
+            {
+                break;
+            }
+            if seg.size() == 0 {
+                continue;
+            }
+            let path = self.dir.join(crate::segment::file_name(base, "log"));
+            let file = seg.log_file().try_clone().map_err(StorageError::io("reopen segment to clean", &path))?;
+            let source = crate::cleaner::Source { base, path, end, file, size: seg.visible_size() };
+            out.push((source, seg.log_file().clone()));
+        }
+        Ok(out)
+    }
+
+    /// The largest record timestamp in the segment at `base`.
+    pub(crate) fn segment_max_timestamp(&self, base: i64) -> Option<i64> {
+        self.segments.get(&base)?.max_timestamp().map(|(ts, _)| ts)
+    }
+
+    /// Swaps in a segment rewritten by compaction, if the segment is still
+    /// the one that was read (`read_from`); otherwise drops the copy.
+    pub(crate) fn install_cleaned(
+        &mut self,
+        base: i64,
+        read_from: &Rc<File>,
+        epoch: u64,
+    ) -> Result<bool, StorageError> {
+        let unchanged =
+            self.epoch == epoch && self.segments.get(&base).is_some_and(|s| Rc::ptr_eq(s.log_file(), read_from));
+        if !unchanged {
+            crate::segment::remove_cleaned(&self.dir, base);
+            return Ok(false);
+        }
+        crate::segment::install_cleaned(&self.dir, base)?;
+        let seg = Segment::open(&self.dir, base, self.config.index_interval_bytes, true)?;
+        self.segments.insert(base, seg);
+        Ok(true)
     }
 
     /// Plans a fetch read from `offset` (see [`crate::Partition::read`]):

@@ -16,6 +16,7 @@ use std::rc::Rc;
 use tokio::sync::Notify;
 
 use crate::batch::{StoredBatch, BATCH_HEADER_LEN};
+use crate::cleaner::{self, CleanStats, RecordCodec};
 use crate::epochs::EpochCache;
 use crate::error::StorageError;
 use crate::log::{
@@ -217,17 +218,17 @@ impl Partition {
     }
 
     /// Appends a batch fetched from the leader, keeping its offsets: it
-    /// must start exactly at this log's end.
+    /// must start at or (past records compacted away) after this log's end.
     pub async fn append_replicated(&self, batch: Vec<u8>) -> Result<(AppendInfo, LogOffsets), StorageError> {
         let Some(header) = StoredBatch::parse(&batch) else {
             return Err(StorageError::InvalidBatch("not a RecordBatch v2"));
         };
         let end = self.log.borrow().next_offset();
-        if header.base_offset != end {
+        if header.base_offset < end {
             return Err(StorageError::OffsetOutOfRange { offset: header.base_offset, start: end, end });
         }
         self.epochs.borrow_mut().assign(header.leader_epoch, header.base_offset)?;
-        self.write(batch, header).await
+        self.write(batch, header, Some(header.base_offset)).await
     }
 
     /// Offsets below this are durable (fdatasync done).
@@ -251,20 +252,25 @@ impl Partition {
         if let Verdict::Duplicate(original) = verdict {
             return self.settle_duplicate(original).await;
         }
-        self.write(batch, header).await
+        self.write(batch, header, None).await
     }
 
     /// Writes a batch (`header` parsed from it) at the log end. No partial
     /// batch ever becomes visible: a failed write rolls the log back to its
     /// last complete batch.
-    async fn write(&self, mut batch: Vec<u8>, header: StoredBatch) -> Result<(AppendInfo, LogOffsets), StorageError> {
+    async fn write(
+        &self,
+        mut batch: Vec<u8>,
+        header: StoredBatch,
+        at: Option<i64>,
+    ) -> Result<(AppendInfo, LogOffsets), StorageError> {
         if self.sync_failed.get() {
             return Err(StorageError::Unavailable("an fsync failed; restart to recover"));
         }
         let (reservation, rolled) = {
             let mut log = self.log.borrow_mut();
             let segments = log.segment_count();
-            let reservation = log.reserve(&mut batch)?;
+            let reservation = log.reserve(&mut batch, at)?;
             let rolled = log.segment_count() != segments;
             (reservation, rolled)
         };
@@ -532,6 +538,73 @@ impl Partition {
     fn forget_below(&self, start: i64) -> Result<(), StorageError> {
         self.producers.borrow_mut().retain_from(start);
         self.epochs.borrow_mut().truncate_from_start(start)
+    }
+
+    /// One compaction pass when the log is due one (see [`crate::cleaner`]):
+    /// the dirty share of its cleanable segments reached
+    /// `min.cleanable.dirty.ratio`, uncleaned records passed
+    /// `max.compaction.lag.ms`, or a kept tombstone's delete horizon passed.
+    /// The records are read and rewritten on a blocking thread; produce and
+    /// fetch go on meanwhile. `None` when no pass was due.
+    pub async fn clean(
+        &self,
+        codec: std::sync::Arc<dyn RecordCodec>,
+        now_ms: i64,
+    ) -> Result<Option<CleanStats>, StorageError> {
+        let (job, handles, epoch) = {
+            let log = self.log.borrow();
+            let Some(c) = log.config().compaction else { return Ok(None) };
+            let bound = self.offsets().last_stable_offset;
+            let segments = log.cleanable_segments(bound, now_ms.saturating_sub(c.min_lag_ms))?;
+            let checkpoint = cleaner::read_checkpoint(&self.dir);
+            let total: u64 = segments.iter().map(|(s, _)| s.size).sum();
+            let dirty: Vec<&cleaner::Source> =
+                segments.iter().map(|(s, _)| s).filter(|s| s.end > checkpoint.cleaned_upto).collect();
+            let dirty_bytes: u64 = dirty.iter().map(|s| s.size).sum();
+            let overdue = dirty.first().is_some_and(|s| {
+                let newest = log.segment_max_timestamp(s.base).unwrap_or(i64::MAX);
+                newest < now_ms.saturating_sub(c.max_lag_ms)
+            });
+            let horizon_passed = checkpoint.next_horizon.is_some_and(|h| now_ms >= h);
+            let ratio_reached = dirty_bytes > 0 && dirty_bytes as f64 >= c.min_cleanable_dirty_ratio * total as f64;
+            if total == 0 || !(ratio_reached || overdue || horizon_passed) {
+                return Ok(None);
+            }
+            let upto = segments.last().map_or(0, |(s, _)| s.end);
+            let aborted = self.aborted_between(log.log_start_offset(), upto);
+            let (sources, handles): (Vec<_>, Vec<_>) = segments.into_iter().unzip();
+            let job = cleaner::CleanJob {
+                dir: self.dir.clone(),
+                sources,
+                aborted,
+                now_ms,
+                delete_retention_ms: c.delete_retention_ms,
+                index_interval: log.config().index_interval_bytes,
+            };
+            (job, handles, log.epoch())
+        };
+        let bases: Vec<i64> = job.sources.iter().map(|s| s.base).collect();
+        let output = tokio::task::spawn_blocking(move || cleaner::run(job, codec.as_ref()))
+            .await
+            .map_err(|e| StorageError::Compaction(format!("cleaner thread failed: {e}")))??;
+        let mut stats = CleanStats::default();
+        let mut all_installed = true;
+        for r in &output.rewritten {
+            let Some(i) = bases.iter().position(|&b| b == r.base) else { continue };
+            if self.log.borrow_mut().install_cleaned(r.base, &handles[i], epoch)? {
+                stats.segments_rewritten += 1;
+                stats.bytes_before += r.bytes_before;
+                stats.bytes_after += r.bytes_after;
+            } else {
+                all_installed = false;
+            }
+        }
+        if all_installed {
+            let checkpoint =
+                cleaner::CleanerCheckpoint { cleaned_upto: output.cleaned_upto, next_horizon: output.next_horizon };
+            cleaner::write_checkpoint(&self.dir, checkpoint)?;
+        }
+        Ok(Some(stats))
     }
 
     /// Applies `retention.ms` / `retention.bytes`; returns segments deleted.

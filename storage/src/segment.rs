@@ -389,6 +389,52 @@ impl Segment {
     }
 }
 
+/// Where compaction writes a segment's rewritten `ext` file before it
+/// replaces the original.
+pub fn cleaned_path(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
+    dir.join(format!("{}.cleaned", file_name(base_offset, ext)))
+}
+
+const SEGMENT_FILES: [&str; 3] = ["log", "index", "timeindex"];
+
+pub fn remove_cleaned(dir: &Path, base_offset: i64) {
+    for ext in SEGMENT_FILES {
+        let _ = std::fs::remove_file(cleaned_path(dir, base_offset, ext));
+    }
+}
+
+/// Builds the indexes of a rewritten `.log.cleaned` file beside it, fsynced.
+pub fn write_cleaned_indexes(dir: &Path, base_offset: i64, index_interval: usize) -> Result<(), StorageError> {
+    let path = cleaned_path(dir, base_offset, "log");
+    let log = File::open(&path).map_err(StorageError::io("open cleaned segment", &path))?;
+    let len = log.metadata().map_err(StorageError::io("stat cleaned segment", &path))?.len();
+    let scan = scan_log(&log, &path, base_offset, len, index_interval)?;
+    if scan.valid_end != len {
+        return Err(StorageError::InvalidBatch("a rewritten segment does not read back whole"));
+    }
+    let offsets = Index::create(&cleaned_path(dir, base_offset, "index"), scan.offsets)?;
+    let times = Index::create(&cleaned_path(dir, base_offset, "timeindex"), scan.times)?;
+    for (file, ext) in [(offsets.file(), "index"), (times.file(), "timeindex")] {
+        file.sync_all().map_err(StorageError::io("fsync cleaned index", cleaned_path(dir, base_offset, ext)))?;
+    }
+    Ok(())
+}
+
+/// Puts a segment's `.cleaned` files in place of its own: the old indexes
+/// go first, so a crash in between leaves a log without indexes (rebuilt
+/// at open), never a log with another log's indexes.
+pub fn install_cleaned(dir: &Path, base_offset: i64) -> Result<(), StorageError> {
+    for ext in ["index", "timeindex"] {
+        let path = dir.join(file_name(base_offset, ext));
+        std::fs::remove_file(&path).map_err(StorageError::io("remove index", &path))?;
+    }
+    for ext in SEGMENT_FILES {
+        let (from, to) = (cleaned_path(dir, base_offset, ext), dir.join(file_name(base_offset, ext)));
+        std::fs::rename(&from, &to).map_err(StorageError::io("install cleaned segment", &to))?;
+    }
+    File::open(dir).and_then(|d| d.sync_all()).map_err(StorageError::io("fsync", dir))
+}
+
 /// Walks the log from the start, stopping at the first batch that is cut
 /// short, malformed, out of offset order or corrupt (CRC-32C).
 fn scan_log(

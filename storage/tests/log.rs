@@ -332,13 +332,13 @@ fn a_failed_write_discards_later_completed_writes_and_moves_the_epoch() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), small_segments()).unwrap();
     let (mut a, mut b) = (batch(3, 1000, 50), batch(2, 1001, 50));
-    let ra = log.reserve(&mut a).unwrap();
-    let rb = log.reserve(&mut b).unwrap();
+    let ra = log.reserve(&mut a, None).unwrap();
+    let rb = log.reserve(&mut b, None).unwrap();
     assert_eq!((ra.info.base_offset, rb.info.base_offset, ra.epoch), (0, 3, rb.epoch));
     // B's write finishes first; it is not visible before A's.
     assert!(!log.complete(rb.ticket, true).unwrap());
     assert_eq!(log.visible_offset(), 0);
-    assert!(log.reserve(&mut batch(1, 1002, 50)).is_ok(), "appends continue while A is in flight");
+    assert!(log.reserve(&mut batch(1, 1002, 50), None).is_ok(), "appends continue while A is in flight");
     // A fails: everything reserved after the visible prefix is discarded.
     log.complete(ra.ticket, false).unwrap();
     log.complete(ra.ticket + 2, true).unwrap();

@@ -126,7 +126,14 @@ async fn start_append(broker: &Arc<Broker>, topic: &Topic, index: i32, records: 
         return Slot::Done(failure(index, code::of(ResponseError::UnknownTopicOrPartition), None));
     };
     let header = match validate_produced(&records, version) {
-        Ok(h) => h,
+        Ok(v) if v.has_null_key && topic.settings.compact_policy => {
+            let msg = format!(
+                "Compacted topic cannot accept message without key in topic partition {}-{index}.",
+                topic.meta.name
+            );
+            return Slot::Done(failure(index, code::of(ResponseError::InvalidRecord), Some(msg)));
+        }
+        Ok(v) => v.header,
         Err(e) => return Slot::Done(failure(index, e.error_code(), Some(e.to_string()))),
     };
     // KIP-890: a transactional batch that would open a transaction on this

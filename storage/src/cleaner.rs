@@ -1,0 +1,321 @@
+//! Log compaction (`cleanup.policy=compact`): keeps the latest record per
+//! key in closed segments below the last stable offset, as Kafka's cleaner
+//! does. One pass builds a map key → latest offset over the cleanable
+//! segments, then rewrites each of them keeping only records that are the
+//! latest for their key (tombstones until their delete horizon, KIP-534),
+//! dropping the data of aborted transactions and keeping every transaction
+//! marker. Offsets never change: batches keep their first and last offsets,
+//! and each segment keeps its last batch (empty if need be) so segments
+//! still end where the next begins.
+//!
+//! The reading and writing happen off the shard thread ([`run`]); only the
+//! final renames and the reopening of rewritten segments happen on it, and
+//! a segment that changed meanwhile (deleted, truncated) is left alone.
+//! A rewritten segment replaces the old one by renaming `.cleaned` files
+//! over it, its old indexes removed first, so a crash at any point leaves
+//! either segment whole (indexes are rebuilt when missing).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::batch::{StoredBatch, BATCH_HEADER_LEN};
+use crate::error::StorageError;
+use crate::producers::AbortedTxn;
+use crate::segment;
+
+/// The topic configs compaction follows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Compaction {
+    /// `min.cleanable.dirty.ratio`: share of uncleaned bytes that starts a pass.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: segments with newer records are not cleaned yet.
+    pub min_lag_ms: i64,
+    /// `max.compaction.lag.ms`: uncleaned records this old force a pass.
+    pub max_lag_ms: i64,
+    /// `delete.retention.ms`: how long a cleaned tombstone is still served.
+    pub delete_retention_ms: i64,
+}
+
+/// Record-level access the cleaner needs; records are the protocol's
+/// business, so the broker supplies it.
+pub trait RecordCodec: Send + Sync {
+    fn decode(&self, batch: &[u8]) -> Result<Box<dyn CompactableBatch>, String>;
+}
+
+/// One data batch's records.
+pub trait CompactableBatch {
+    fn record_count(&self) -> usize;
+    fn offset(&self, i: usize) -> i64;
+    fn key(&self, i: usize) -> Option<&[u8]>;
+    fn is_tombstone(&self, i: usize) -> bool;
+    /// The delete horizon already recorded in the batch (KIP-534).
+    fn delete_horizon(&self) -> Option<i64>;
+    /// The batch keeping only the records `keep` selects, same offsets,
+    /// with `delete_horizon` recorded when given.
+    fn rebuild(&self, keep: &dyn Fn(usize) -> bool, delete_horizon: Option<i64>) -> Result<Vec<u8>, String>;
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanStats {
+    pub segments_rewritten: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+/// Keys beyond this many in one pass end the pass's range early (at a
+/// segment boundary), bounding the map's memory as Kafka's dedupe buffer does.
+const MAX_KEYS: usize = 4_000_000;
+
+/// A closed segment to clean, read through its own file handle.
+pub(crate) struct Source {
+    pub base: i64,
+    pub path: PathBuf,
+    /// The next segment's base: where this one's offsets end.
+    pub end: i64,
+    pub file: File,
+    pub size: u64,
+}
+
+pub(crate) struct CleanJob {
+    pub dir: PathBuf,
+    pub sources: Vec<Source>,
+    pub aborted: Vec<AbortedTxn>,
+    pub now_ms: i64,
+    pub delete_retention_ms: i64,
+    pub index_interval: usize,
+}
+
+/// A segment rewritten into `.cleaned` files, ready to swap in.
+pub(crate) struct Rewritten {
+    pub base: i64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+pub(crate) struct CleanOutput {
+    pub rewritten: Vec<Rewritten>,
+    /// Offsets below this were cleaned (the end of the last source read).
+    pub cleaned_upto: i64,
+    /// The earliest delete horizon of a tombstone kept: a pass is due then.
+    pub next_horizon: Option<i64>,
+}
+
+/// Where the last pass left off, kept in `cleaner-checkpoint` beside the
+/// segments: the end of the cleaned range and the next tombstone horizon.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CleanerCheckpoint {
+    pub cleaned_upto: i64,
+    pub next_horizon: Option<i64>,
+}
+
+const CHECKPOINT_FILE: &str = "cleaner-checkpoint";
+
+pub(crate) fn read_checkpoint(dir: &Path) -> CleanerCheckpoint {
+    let text = std::fs::read_to_string(dir.join(CHECKPOINT_FILE)).unwrap_or_default();
+    let mut words = text.split_whitespace().map(|w| w.parse::<i64>().ok());
+    let cleaned_upto = words.next().flatten().unwrap_or(0);
+    let next_horizon = words.next().flatten().filter(|&h| h >= 0);
+    CleanerCheckpoint { cleaned_upto, next_horizon }
+}
+
+pub(crate) fn write_checkpoint(dir: &Path, c: CleanerCheckpoint) -> Result<(), StorageError> {
+    let text = format!("{} {}", c.cleaned_upto, c.next_horizon.unwrap_or(-1));
+    crate::log::write_atomically(dir, CHECKPOINT_FILE, text)
+}
+
+/// A 128-bit digest of a key: two independently keyed SipHashes, so two
+/// keys colliding is negligible (Kafka's map keeps a 16-byte MD5).
+struct KeyDigest(RandomState, RandomState);
+
+impl KeyDigest {
+    fn of(&self, key: &[u8]) -> u128 {
+        (u128::from(self.0.hash_one(key)) << 64) | u128::from(self.1.hash_one(key))
+    }
+}
+
+/// Reads a file by position (pread), leaving the descriptor's shared
+/// cursor alone.
+struct Positional<'a> {
+    file: &'a File,
+    at: u64,
+    end: u64,
+}
+
+impl Read for Positional<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = (buf.len() as u64).min(self.end.saturating_sub(self.at)) as usize;
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// Calls `f` with every whole batch of a segment, in order.
+fn for_each_batch(
+    src: &Source,
+    mut f: impl FnMut(&[u8], &StoredBatch) -> Result<(), StorageError>,
+) -> Result<(), StorageError> {
+    let path = &src.path;
+    let mut reader = BufReader::with_capacity(1 << 20, Positional { file: &src.file, at: 0, end: src.size });
+    let mut buf = vec![0u8; BATCH_HEADER_LEN];
+    loop {
+        buf.resize(BATCH_HEADER_LEN, 0);
+        match reader.read_exact(&mut buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(StorageError::io("read segment to clean", path)(e)),
+        }
+        let header = StoredBatch::parse(&buf).ok_or(StorageError::InvalidBatch("unreadable batch while cleaning"))?;
+        buf.resize(header.size as usize, 0);
+        reader.read_exact(&mut buf[BATCH_HEADER_LEN..]).map_err(StorageError::io("read segment to clean", path))?;
+        let whole = StoredBatch::parse(&buf).unwrap_or(header);
+        f(&buf, &whole)?;
+    }
+}
+
+fn codec_error(e: String) -> StorageError {
+    StorageError::Compaction(e)
+}
+
+fn is_aborted(aborted: &[AbortedTxn], b: &StoredBatch) -> bool {
+    b.is_transactional()
+        && aborted
+            .iter()
+            .any(|a| a.producer_id == b.producer_id && (a.first_offset..=a.last_offset).contains(&b.base_offset))
+}
+
+/// One cleaning pass over `job.sources`: builds the key map, writes each
+/// segment that changes as `.cleaned` files (fsynced). Runs off the shard.
+pub(crate) fn run(mut job: CleanJob, codec: &dyn RecordCodec) -> Result<CleanOutput, StorageError> {
+    let digest = KeyDigest(RandomState::new(), RandomState::new());
+    let mut latest: HashMap<u128, i64> = HashMap::new();
+    let mut last_of_producer: HashMap<i64, i64> = HashMap::new();
+    let mut read = 0;
+    for src in &job.sources {
+        if read > 0 && latest.len() >= MAX_KEYS {
+            break;
+        }
+        for_each_batch(src, |bytes, b| {
+            if b.producer_id >= 0 {
+                last_of_producer.insert(b.producer_id, b.base_offset);
+            }
+            if b.is_control() || is_aborted(&job.aborted, b) {
+                return Ok(());
+            }
+            let records = codec.decode(bytes).map_err(codec_error)?;
+            for i in 0..records.record_count() {
+                if let Some(key) = records.key(i) {
+                    latest.insert(digest.of(key), records.offset(i));
+                }
+            }
+            Ok(())
+        })?;
+        read += 1;
+    }
+    job.sources.truncate(read);
+    let cleaned_upto = job.sources.last().map_or(0, |s| s.end);
+    let mut output = CleanOutput { rewritten: Vec::new(), cleaned_upto, next_horizon: None };
+    for src in &job.sources {
+        let path = segment::cleaned_path(&job.dir, src.base, "log");
+        let result = rewrite(
+            &job,
+            src,
+            &path,
+            codec,
+            &|key, offset| latest.get(&digest.of(key)) == Some(&offset),
+            &last_of_producer,
+            &mut output.next_horizon,
+        );
+        match result {
+            Ok(Some(bytes_after)) => {
+                segment::write_cleaned_indexes(&job.dir, src.base, job.index_interval)?;
+                output.rewritten.push(Rewritten { base: src.base, bytes_before: src.size, bytes_after });
+            }
+            Ok(None) => segment::remove_cleaned(&job.dir, src.base),
+            Err(e) => {
+                for r in &output.rewritten {
+                    segment::remove_cleaned(&job.dir, r.base);
+                }
+                segment::remove_cleaned(&job.dir, src.base);
+                return Err(e);
+            }
+        }
+    }
+    Ok(output)
+}
+
+/// Writes the cleaned copy of one segment to `path`; `None` if nothing in
+/// it would change (no copy is kept then).
+fn rewrite(
+    job: &CleanJob,
+    src: &Source,
+    path: &Path,
+    codec: &dyn RecordCodec,
+    is_latest: &dyn Fn(&[u8], i64) -> bool,
+    last_of_producer: &HashMap<i64, i64>,
+    next_horizon: &mut Option<i64>,
+) -> Result<Option<u64>, StorageError> {
+    let io = |op: &'static str| StorageError::io(op, path);
+    let file = File::create(path).map_err(io("create cleaned segment"))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut written = 0u64;
+    let mut changed = false;
+    for_each_batch(src, |bytes, b| {
+        // The segment's last batch keeps its place (segments end where the
+        // next begins), and so does each producer's last batch (its
+        // sequence and epoch must survive, as in Kafka).
+        let keep_empty = b.next_offset() == src.end || last_of_producer.get(&b.producer_id) == Some(&b.base_offset);
+        let new_bytes: Option<Vec<u8>> = if b.is_control() {
+            None
+        } else if is_aborted(&job.aborted, b) {
+            changed = true;
+            if !keep_empty {
+                return Ok(());
+            }
+            Some(codec.decode(bytes).map_err(codec_error)?.rebuild(&|_| false, None).map_err(codec_error)?)
+        } else {
+            let records = codec.decode(bytes).map_err(codec_error)?;
+            let horizon_passed = records.delete_horizon().is_some_and(|h| job.now_ms >= h);
+            let kept: Vec<bool> = (0..records.record_count())
+                .map(|i| {
+                    records.key(i).is_some_and(|k| is_latest(k, records.offset(i)))
+                        && !(records.is_tombstone(i) && horizon_passed)
+                })
+                .collect();
+            let tombstones = (0..records.record_count()).any(|i| kept[i] && records.is_tombstone(i));
+            let new_horizon = (tombstones && records.delete_horizon().is_none())
+                .then(|| job.now_ms.saturating_add(job.delete_retention_ms));
+            if tombstones {
+                let h = new_horizon.or(records.delete_horizon());
+                *next_horizon = match (*next_horizon, h) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            if kept.iter().all(|&k| k) && new_horizon.is_none() {
+                None
+            } else if !kept.iter().any(|&k| k) && !keep_empty {
+                changed = true;
+                return Ok(());
+            } else {
+                changed = true;
+                Some(records.rebuild(&|i| kept[i], new_horizon).map_err(codec_error)?)
+            }
+        };
+        let bytes = new_bytes.as_deref().unwrap_or(bytes);
+        out.write_all(bytes).map_err(io("write cleaned segment"))?;
+        written += bytes.len() as u64;
+        Ok(())
+    })?;
+    if !changed {
+        return Ok(None);
+    }
+    let file = out.into_inner().map_err(|e| io("write cleaned segment")(e.into_error()))?;
+    file.sync_all().map_err(io("fsync cleaned segment"))?;
+    Ok(Some(written))
+}
