@@ -21,7 +21,28 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a broker (one node, 127.0.0.1:9092, data under ./data by default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Create, list, describe, alter, grow, delete, produce to and consume topics.
+    Topic {
+        #[command(flatten)]
+        target: crate::cli::Target,
+        #[command(subcommand)]
+        command: crate::cli::TopicCommand,
+    },
+    /// List, describe, delete consumer groups and move their offsets.
+    Group {
+        #[command(flatten)]
+        target: crate::cli::Target,
+        #[command(subcommand)]
+        command: crate::cli::GroupCommand,
+    },
+    /// Describe the cluster.
+    Cluster {
+        #[command(flatten)]
+        target: crate::cli::Target,
+        #[command(subcommand)]
+        command: crate::cli::ClusterCommand,
+    },
 }
 
 /// Every setting is optional here so that a value given by flag or

@@ -3,12 +3,14 @@
 
 pub mod broker;
 mod broker_configs;
+pub mod cli;
 pub mod compaction;
 pub mod config;
 pub mod connection;
 pub mod group;
 pub mod handlers;
 mod internal_records;
+pub mod kafka_client;
 pub mod replication;
 pub mod server;
 pub mod shard;

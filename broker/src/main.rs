@@ -1,10 +1,12 @@
 //! `sluice`: the binary's edge. Parses flags, reports any configuration
-//! error as one line with a non-zero exit, then runs the broker.
+//! error as one line with a non-zero exit, then runs the broker or an
+//! admin command.
 
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::Parser;
+use sluice_broker::cli::{self, AdminCommand};
 use sluice_broker::config::{Cli, Command, Config};
 
 fn main() -> ExitCode {
@@ -22,7 +24,10 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
+        Command::Topic { target, command } => cli::run(target, AdminCommand::Topic(command)),
+        Command::Group { target, command } => cli::run(target, AdminCommand::Group(command)),
+        Command::Cluster { target, command } => cli::run(target, AdminCommand::Cluster(command)),
     }
 }
 

@@ -552,7 +552,7 @@ async fn verify_remotely(
     let timeout = std::time::Duration::from_secs(5);
     let client_id = format!("sluice-broker-{}", broker.node_id());
     let response = async {
-        let mut conn = crate::replication::client::KafkaConnection::connect(&coordinator, client_id, timeout).await?;
+        let mut conn = crate::kafka_client::KafkaConnection::connect(&coordinator, client_id, timeout).await?;
         conn.call("AddPartitionsToTxn", &request, 4, timeout).await
     }
     .await

@@ -18,9 +18,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_storage::{StoredBatch, BATCH_HEADER_LEN};
 
-use super::client::{ClientError, KafkaConnection};
 use super::replica::{Replica, Role};
 use crate::broker::Broker;
+use crate::kafka_client::{ClientError, KafkaConnection};
 use crate::shard::ShardContext;
 
 const FETCH_VERSION: i16 = 12;

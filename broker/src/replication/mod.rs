@@ -4,7 +4,6 @@
 //! (`fetcher`) after truncating to where their logs agree; leaders move the
 //! high watermark and propose ISR changes (`replica`).
 
-pub(crate) mod client;
 mod fetcher;
 mod reconcile;
 mod replica;

@@ -17,7 +17,7 @@ use kafka_protocol::records::Record;
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
-use crate::replication::client::KafkaConnection;
+use crate::kafka_client::KafkaConnection;
 use crate::replication::{CommitError, Replica};
 use crate::shard::ShardContext;
 

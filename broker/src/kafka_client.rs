@@ -1,6 +1,7 @@
-//! A minimal Kafka client connection for the broker's own requests to
-//! other brokers (a follower's Fetch and OffsetForLeaderEpoch to its
-//! leader): one request in flight at a time, every step under a timeout.
+//! A minimal Kafka client connection: for the broker's own requests to
+//! other brokers (a follower's Fetch to its leader, transaction markers)
+//! and for the admin CLI. One request in flight at a time, every step
+//! under a timeout.
 
 use std::time::Duration;
 
