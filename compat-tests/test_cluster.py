@@ -11,6 +11,7 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import ElectionType
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from conftest import BINARY
@@ -314,6 +315,38 @@ def test_admin_sees_the_cluster_and_grows_a_replicated_topic(cluster):
     with pytest.raises(KafkaException) as shrink:
         admin.create_partitions([NewPartitions("growing", 3)])["growing"].result(30)
     assert shrink.value.args[0].code() == KafkaError.INVALID_PARTITIONS
+
+
+def test_a_preferred_election_gives_leadership_back_to_the_first_replica(cluster):
+    create_topic(cluster, "elected", partitions=1, rf=3)
+    admin = admin_of(cluster.running())
+    md = admin.list_topics("elected", timeout=10).topics["elected"].partitions[0]
+    preferred = md.replicas[0]
+    assert md.leader == preferred
+    tp = TopicPartition("elected", 0)
+    (result,) = admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(30).values()
+    assert result.code() == KafkaError.ELECTION_NOT_NEEDED
+
+    # The preferred leader dies: another replica leads; back and caught up, it does not lead again by itself.
+    cluster.nodes[preferred].kill9()
+    wait_for("a new leader", lambda: partition_state(cluster, "elected")[0] not in (preferred, -1))
+    produce = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    produce.produce("elected", value=b"while away")
+    assert produce.flush(30) == 0
+    cluster.nodes[preferred].start()
+    wait_for("the old leader back in the ISR", lambda: partition_state(cluster, "elected")[1] == [1, 2, 3])
+    assert partition_state(cluster, "elected")[0] != preferred
+
+    admin = admin_of(cluster.running())
+    (result,) = admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(30).values()
+    assert result is None, result
+    assert partition_state(cluster, "elected")[0] == preferred
+    # Every partition of the cluster: already on their preferred replicas, so none reported.
+    assert admin.elect_leaders(ElectionType.PREFERRED, None).result(30) == {}
+    # Unclean elections are only for partitions without a leader.
+    (result,) = admin.elect_leaders(ElectionType.UNCLEAN, [tp]).result(30).values()
+    assert result.code() == KafkaError.ELECTION_NOT_NEEDED
+    assert [m.value() for m in consume_range(cluster.bootstrap, "elected", 0, 0, 1)] == [b"while away"]
 
 
 def read_committed(cluster, topic, partitions):

@@ -13,7 +13,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sluice_raft::{
-    ApplyError, ClusterMetadata, Command, MetadataQuorum, QuorumError, Reply, TopicMetadata, PRODUCER_ID_BLOCK,
+    ApplyError, ClusterMetadata, Command, Election, MetadataQuorum, QuorumError, Reply, TopicMetadata,
+    PRODUCER_ID_BLOCK,
 };
 use sluice_storage::StorageError;
 use tokio::sync::{watch, Notify};
@@ -377,6 +378,21 @@ impl Broker {
         self.wait_reconciled(index).await;
         tracing::info!(topic = name, partitions, replication_factor, "created topic");
         self.topic(name).ok_or(BrokerError::Refused(ApplyError::UnknownTopic(name.to_string())))
+    }
+
+    /// Runs leader elections (see [`Command::ElectLeaders`]); answers once
+    /// this broker has applied them.
+    pub async fn elect_leaders(
+        &self,
+        partitions: Option<Vec<(String, i32)>>,
+        unclean: bool,
+    ) -> Result<Vec<(String, i32, Election)>, BrokerError> {
+        let (outcome, index) = self.quorum.propose(Command::ElectLeaders { partitions, unclean }).await?;
+        let Reply::Elections(results) = outcome? else { return Ok(Vec::new()) };
+        self.wait_reconciled(index).await;
+        let elected = results.iter().filter(|(_, _, e)| *e == Election::Elected).count();
+        tracing::info!(elected, unclean, "leader elections");
+        Ok(results)
     }
 
     /// Changes a topic's config overrides (see [`Command::AlterTopicConfigs`]);

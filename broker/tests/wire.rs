@@ -53,6 +53,7 @@ const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::ElectLeaders, 0, 2),
 ];
 
 fn api_versions_request() -> ApiVersionsRequest {

@@ -64,6 +64,13 @@ pub enum Command {
     AllocateProducerIds {
         broker: i32,
     },
+    /// ElectLeaders: makes each partition's preferred replica (the first)
+    /// its leader, or with `unclean` gives leaderless partitions any live
+    /// replica. `None`: every partition.
+    ElectLeaders {
+        partitions: Option<Vec<(String, i32)>>,
+        unclean: bool,
+    },
     /// Changes a topic's config overrides: with `replace` the overrides
     /// become exactly `changes` (AlterConfigs), else each name is set or,
     /// with `None`, removed (IncrementalAlterConfigs). Values are validated
@@ -84,6 +91,21 @@ pub enum Reply {
     ProducerIds {
         first: i64,
     },
+    /// Each partition ElectLeaders asked about, and what happened.
+    Elections(Vec<(String, i32, Election)>),
+}
+
+/// One partition's leader election, as Kafka reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Election {
+    Elected,
+    /// The preferred replica already leads (or, unclean, a leader exists).
+    NotNeeded,
+    /// The preferred replica is fenced or out of the ISR.
+    PreferredNotAvailable,
+    /// No live replica may lead.
+    EligibleNotAvailable,
+    UnknownPartition,
 }
 
 /// Producer ids per allocation, as Kafka's controller hands them out.
@@ -165,6 +187,32 @@ impl ClusterMetadata {
                 broker.fenced = false;
                 self.elect_where(|p| p.leader == NO_LEADER);
                 Ok(Reply::Done)
+            }
+            Command::ElectLeaders { partitions, unclean } => {
+                let wanted: Vec<(String, i32)> = match partitions {
+                    Some(ps) => ps,
+                    None => self
+                        .topics
+                        .values()
+                        .flat_map(|t| (0..t.partition_count()).map(|i| (t.name.clone(), i)))
+                        .collect(),
+                };
+                let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
+                let results = wanted
+                    .into_iter()
+                    .map(|(topic, index)| {
+                        let p = self
+                            .topics
+                            .get_mut(&topic)
+                            .and_then(|t| usize::try_from(index).ok().and_then(|i| t.partitions.get_mut(i)));
+                        let outcome = match p {
+                            None => Election::UnknownPartition,
+                            Some(p) => elect(p, &live, unclean),
+                        };
+                        (topic, index, outcome)
+                    })
+                    .collect();
+                Ok(Reply::Elections(results))
             }
             Command::AlterTopicConfigs { name, replace, changes } => {
                 let topic = self.topics.get_mut(&name).ok_or(ApplyError::UnknownTopic(name))?;
@@ -327,9 +375,86 @@ impl ClusterMetadata {
     }
 }
 
+/// One ElectLeaders election, by Kafka's rules: preferred makes the first
+/// replica lead if it is live and in the ISR; unclean gives a leaderless
+/// partition an ISR member if one is live, else any live replica.
+fn elect(p: &mut PartitionState, live: &[i32], unclean: bool) -> Election {
+    let leader = if unclean {
+        if p.leader != NO_LEADER {
+            return Election::NotNeeded;
+        }
+        let clean = p.replicas.iter().copied().find(|r| p.isr.contains(r) && live.contains(r));
+        match clean.or_else(|| p.replicas.iter().copied().find(|r| live.contains(r))) {
+            Some(r) => {
+                if !p.isr.contains(&r) {
+                    p.isr = vec![r];
+                }
+                r
+            }
+            None => return Election::EligibleNotAvailable,
+        }
+    } else {
+        let Some(&preferred) = p.replicas.first() else { return Election::PreferredNotAvailable };
+        if p.leader == preferred {
+            return Election::NotNeeded;
+        }
+        if !p.isr.contains(&preferred) || !live.contains(&preferred) {
+            return Election::PreferredNotAvailable;
+        }
+        preferred
+    };
+    p.leader = leader;
+    p.leader_epoch += 1;
+    p.partition_epoch += 1;
+    Election::Elected
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elect_leaders_moves_leadership_to_the_preferred_replica_or_any_live_one() {
+        let mut m = cluster(2);
+        create(&mut m, "t", 1, 2).unwrap();
+        let p = m.topics["t"].partitions[0].clone();
+        let (preferred, other) = (p.replicas[0], p.replicas[1]);
+        let elect = |m: &mut ClusterMetadata, unclean| {
+            let cmd = Command::ElectLeaders { partitions: Some(vec![("t".into(), 0), ("t".into(), 7)]), unclean };
+            match m.apply(cmd) {
+                Ok(Reply::Elections(r)) => r.into_iter().map(|(_, _, e)| e).collect::<Vec<_>>(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(elect(&mut m, false), vec![Election::NotNeeded, Election::UnknownPartition]);
+        // The preferred replica fenced: leadership moves; back, it is not in the ISR yet.
+        m.apply(Command::FenceBroker { id: preferred }).unwrap();
+        m.apply(Command::UnfenceBroker { id: preferred }).unwrap();
+        assert_eq!(m.topics["t"].partitions[0].leader, other);
+        assert_eq!(elect(&mut m, false)[0], Election::PreferredNotAvailable);
+        let q = m.topics["t"].partitions[0].clone();
+        let rejoin = Command::AlterIsr {
+            topic: m.topics["t"].id,
+            partition: 0,
+            leader: other,
+            leader_epoch: q.leader_epoch,
+            partition_epoch: q.partition_epoch,
+            isr: vec![other, preferred],
+        };
+        m.apply(rejoin).unwrap();
+        assert_eq!(elect(&mut m, false)[0], Election::Elected);
+        let after = &m.topics["t"].partitions[0];
+        assert_eq!((after.leader, after.leader_epoch), (preferred, q.leader_epoch + 1));
+        // Unclean: only for a partition without a leader.
+        assert_eq!(elect(&mut m, true)[0], Election::NotNeeded);
+        m.apply(Command::FenceBroker { id: other }).unwrap();
+        m.apply(Command::FenceBroker { id: preferred }).unwrap();
+        assert_eq!(m.topics["t"].partitions[0].leader, NO_LEADER);
+        assert_eq!(elect(&mut m, true)[0], Election::EligibleNotAvailable);
+        m.apply(Command::UnfenceBroker { id: other }).unwrap();
+        assert_eq!(elect(&mut m, true)[0], Election::Elected);
+        assert_eq!(m.topics["t"].partitions[0].isr, vec![other]);
+    }
 
     fn cluster(brokers: i32) -> ClusterMetadata {
         let mut m = ClusterMetadata::default();

@@ -11,7 +11,7 @@ mod network;
 mod quorum;
 mod storage;
 
-pub use command::{ApplyError, Command, Outcome, Reply, MAX_PARTITIONS, PRODUCER_ID_BLOCK};
+pub use command::{ApplyError, Command, Election, Outcome, Reply, MAX_PARTITIONS, PRODUCER_ID_BLOCK};
 pub use model::{
     validate_topic_name, BrokerInfo, ClusterMetadata, PartitionState, TopicMetadata, TopicNameError, NO_LEADER,
 };

@@ -11,6 +11,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_log_dirs;
 mod describe_producers;
+mod elect_leaders;
 mod fetch;
 mod groups;
 mod init_producer_id;
@@ -78,6 +79,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::DescribeConfigs, min: 1, max: 4 },
     ApiSpec { key: ApiKey::AlterConfigs, min: 0, max: 2 },
     ApiSpec { key: ApiKey::IncrementalAlterConfigs, min: 0, max: 1 },
+    ApiSpec { key: ApiKey::ElectLeaders, min: 0, max: 2 },
 ];
 
 /// Failures that end the connection (Kafka closes it for these too).
@@ -174,6 +176,9 @@ pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown, p
         ApiKey::IncrementalAlterConfigs => {
             let resp = configs::incremental_alter(broker, req.decode("IncrementalAlterConfigs")?).await;
             reply(&req, "IncrementalAlterConfigs", &resp)
+        }
+        ApiKey::ElectLeaders => {
+            reply(&req, "ElectLeaders", &elect_leaders::handle(broker, req.decode("ElectLeaders")?).await)
         }
         ApiKey::DescribeLogDirs => {
             let resp = describe_log_dirs::handle(broker, req.decode("DescribeLogDirs")?).await;

@@ -125,15 +125,8 @@ async fn start_append(broker: &Arc<Broker>, topic: &Topic, index: i32, records: 
     let Some(tp) = topic.tp(index) else {
         return Slot::Done(failure(index, code::of(ResponseError::UnknownTopicOrPartition), None));
     };
-    let header = match validate_produced(&records, version) {
-        Ok(v) if v.has_null_key && topic.settings.compact_policy => {
-            let msg = format!(
-                "Compacted topic cannot accept message without key in topic partition {}-{index}.",
-                topic.meta.name
-            );
-            return Slot::Done(failure(index, code::of(ResponseError::InvalidRecord), Some(msg)));
-        }
-        Ok(v) => v.header,
+    let (header, has_null_key) = match validate_produced(&records, version) {
+        Ok(v) => (v.header, v.has_null_key),
         Err(e) => return Slot::Done(failure(index, e.error_code(), Some(e.to_string()))),
     };
     // KIP-890: a transactional batch that would open a transaction on this
@@ -170,6 +163,12 @@ async fn start_append(broker: &Arc<Broker>, topic: &Topic, index: i32, records: 
         let msg =
             format!("batch of {} bytes exceeds max.message.bytes {}", header.size(), topic.settings.max_message_bytes);
         return Slot::Done(failure(index, code::of(ResponseError::MessageTooLarge), Some(msg)));
+    }
+    // After the size check, as Kafka's record validation comes after it.
+    if has_null_key && topic.settings.compact_policy {
+        let name = &topic.meta.name;
+        let msg = format!("Compacted topic cannot accept message without key in topic partition {name}-{index}.");
+        return Slot::Done(failure(index, code::of(ResponseError::InvalidRecord), Some(msg)));
     }
     let mut bytes = records.to_vec();
     let append_time = if topic.settings.log_append_time {

@@ -1,0 +1,83 @@
+//! ElectLeaders (KIP-460): preferred elections move each partition's
+//! leadership back to its first replica; unclean ones give leaderless
+//! partitions any live replica. Decided by the metadata quorum; answered
+//! once this broker has applied it. A request naming no partitions covers
+//! all and reports only those where something was done or failed, as Kafka.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use sluice_raft::Election;
+
+use super::code;
+use crate::broker::Broker;
+
+const PREFERRED: i8 = 0;
+const UNCLEAN: i8 = 1;
+
+pub async fn handle(broker: &Arc<Broker>, req: ElectLeadersRequest) -> ElectLeadersResponse {
+    if req.election_type != PREFERRED && req.election_type != UNCLEAN {
+        return ElectLeadersResponse::default().with_error_code(code::of(ResponseError::InvalidRequest));
+    }
+    let all = req.topic_partitions.is_none();
+    let partitions: Option<Vec<(String, i32)>> = req.topic_partitions.map(|ts| {
+        let mut ps: Vec<(String, i32)> =
+            ts.iter().flat_map(|t| t.partitions.iter().map(|&p| (t.topic.to_string(), p))).collect();
+        ps.sort();
+        ps.dedup();
+        ps
+    });
+    let outcome = match broker.elect_leaders(partitions.clone(), req.election_type == UNCLEAN).await {
+        Ok(results) => results,
+        Err(e) => {
+            tracing::warn!(error = %e, "leader election failed");
+            let failed =
+                partitions.unwrap_or_default().into_iter().map(|(t, p)| (t, p, Err(ResponseError::RequestTimedOut)));
+            return respond(failed.collect()).with_error_code(if all {
+                code::of(ResponseError::RequestTimedOut)
+            } else {
+                0
+            });
+        }
+    };
+    let results = outcome
+        .into_iter()
+        .filter(|(_, _, e)| !(all && *e == Election::NotNeeded))
+        .map(|(t, p, e)| {
+            let result = match e {
+                Election::Elected => Ok(()),
+                Election::NotNeeded => Err(ResponseError::ElectionNotNeeded),
+                Election::PreferredNotAvailable => Err(ResponseError::PreferredLeaderNotAvailable),
+                Election::EligibleNotAvailable => Err(ResponseError::EligibleLeadersNotAvailable),
+                Election::UnknownPartition => Err(ResponseError::UnknownTopicOrPartition),
+            };
+            (t, p, result)
+        })
+        .collect();
+    respond(results)
+}
+
+fn respond(results: Vec<(String, i32, Result<(), ResponseError>)>) -> ElectLeadersResponse {
+    let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
+    for (topic, partition, result) in results {
+        let r = PartitionResult::default().with_partition_id(partition);
+        let r = match result {
+            Ok(()) => r,
+            Err(e) => r.with_error_code(code::of(e)).with_error_message(Some(StrBytes::from_string(e.to_string()))),
+        };
+        by_topic.entry(topic).or_default().push(r);
+    }
+    let results = by_topic
+        .into_iter()
+        .map(|(topic, partitions)| {
+            ReplicaElectionResult::default()
+                .with_topic(TopicName(StrBytes::from_string(topic)))
+                .with_partition_result(partitions)
+        })
+        .collect();
+    ElectLeadersResponse::default().with_replica_election_results(results)
+}
