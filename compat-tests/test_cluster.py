@@ -349,6 +349,39 @@ def test_a_preferred_election_gives_leadership_back_to_the_first_replica(cluster
     assert [m.value() for m in consume_range(cluster.bootstrap, "elected", 0, 0, 1)] == [b"while away"]
 
 
+def test_a_partition_moves_to_other_brokers_with_its_data(cluster):
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KafkaTopicPartition
+    from kafka.errors import InvalidReplicationAssignmentError, NoReassignmentInProgressError
+
+    create_topic(cluster, "moving", partitions=1, rf=1)
+    (old,) = admin_of(cluster.running()).list_topics("moving", timeout=10).topics["moving"].partitions[0].replicas
+    new = [n for n in (1, 2, 3) if n != old]
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(200):
+        producer.produce("moving", value=f"m{i}".encode())
+    assert producer.flush(30) == 0
+
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    tp = KafkaTopicPartition("moving", 0)
+    assert admin.alter_partition_reassignments({tp: None}) == {tp: NoReassignmentInProgressError}
+    assert admin.alter_partition_reassignments({tp: [old, 9]}) == {tp: InvalidReplicationAssignmentError}
+    assert admin.alter_partition_reassignments({tp: new}) == {tp: None}
+
+    def moved():
+        p = admin_of(cluster.running()).list_topics("moving", timeout=10).topics["moving"].partitions[0]
+        return list(p.replicas) == new and sorted(p.isrs) == sorted(new) and p.leader in new
+
+    wait_for("the partition on its new brokers", moved)
+    assert admin.list_partition_reassignments() == {}, "nothing left in progress"
+    wait_for("the old replica's files removed", lambda: not (cluster.nodes[old].data_dir / "moving-0").exists())
+    admin.close()
+    # The old broker is no longer needed for the data.
+    cluster.nodes[old].kill9()
+    got = consume_range(cluster.bootstrap, "moving", 0, 0, 200)
+    assert [m.value() for m in got] == [f"m{i}".encode() for i in range(200)]
+
+
 def read_committed(cluster, topic, partitions):
     """Every value a read_committed consumer reads now, until 3 s pass without one."""
     consumer = Consumer(

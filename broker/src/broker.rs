@@ -395,6 +395,19 @@ impl Broker {
         Ok(results)
     }
 
+    /// Starts or cancels reassignments (see [`Command::ReassignPartitions`]);
+    /// answers once this broker has applied them.
+    pub async fn reassign_partitions(
+        &self,
+        partitions: Vec<(String, i32, Option<Vec<i32>>)>,
+    ) -> Result<Vec<(String, i32, Option<ApplyError>)>, BrokerError> {
+        let (outcome, index) = self.quorum.propose(Command::ReassignPartitions { partitions }).await?;
+        let Reply::Reassignments(results) = outcome? else { return Ok(Vec::new()) };
+        self.wait_reconciled(index).await;
+        tracing::info!(?results, "partition reassignments");
+        Ok(results)
+    }
+
     /// Changes a topic's config overrides (see [`Command::AlterTopicConfigs`]);
     /// answers once this broker's replicas follow them.
     pub async fn alter_topic_configs(

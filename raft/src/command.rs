@@ -71,6 +71,12 @@ pub enum Command {
         partitions: Option<Vec<(String, i32)>>,
         unclean: bool,
     },
+    /// AlterPartitionReassignments (KIP-455): moves each partition to the
+    /// target replicas (`None` cancels its reassignment). New replicas join
+    /// first; the old ones leave once every target replica is in the ISR.
+    ReassignPartitions {
+        partitions: Vec<(String, i32, Option<Vec<i32>>)>,
+    },
     /// Changes a topic's config overrides: with `replace` the overrides
     /// become exactly `changes` (AlterConfigs), else each name is set or,
     /// with `None`, removed (IncrementalAlterConfigs). Values are validated
@@ -93,6 +99,8 @@ pub enum Reply {
     },
     /// Each partition ElectLeaders asked about, and what happened.
     Elections(Vec<(String, i32, Election)>),
+    /// Each partition of a ReassignPartitions, and whether it was refused.
+    Reassignments(Vec<(String, i32, Option<ApplyError>)>),
 }
 
 /// One partition's leader election, as Kafka reports it.
@@ -133,6 +141,10 @@ pub enum ApplyError {
     InvalidIsr(String),
     #[error("every producer id has been handed out")]
     ProducerIdsExhausted,
+    #[error("no reassignment is in progress for the partition")]
+    NoReassignmentInProgress,
+    #[error("the partition does not exist")]
+    UnknownPartition,
 }
 
 pub type Outcome = Result<Reply, ApplyError>;
@@ -214,6 +226,25 @@ impl ClusterMetadata {
                     .collect();
                 Ok(Reply::Elections(results))
             }
+            Command::ReassignPartitions { partitions } => {
+                let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
+                let registered: Vec<i32> = self.brokers.keys().copied().collect();
+                let results = partitions
+                    .into_iter()
+                    .map(|(topic, index, target)| {
+                        let p = self
+                            .topics
+                            .get_mut(&topic)
+                            .and_then(|t| usize::try_from(index).ok().and_then(|i| t.partitions.get_mut(i)));
+                        let refused = match p {
+                            None => Some(ApplyError::UnknownPartition),
+                            Some(p) => reassign(p, target, &registered, &live).err(),
+                        };
+                        (topic, index, refused)
+                    })
+                    .collect();
+                Ok(Reply::Reassignments(results))
+            }
             Command::AlterTopicConfigs { name, replace, changes } => {
                 let topic = self.topics.get_mut(&name).ok_or(ApplyError::UnknownTopic(name))?;
                 if replace {
@@ -251,12 +282,9 @@ impl ClusterMetadata {
                 };
                 let partitions = assignments
                     .into_iter()
-                    .map(|replicas| PartitionState {
-                        leader: replicas[0],
-                        isr: replicas.clone(),
-                        replicas,
-                        leader_epoch: 0,
-                        partition_epoch: 0,
+                    .map(|replicas| {
+                        let leader = replicas.first().copied().unwrap_or(NO_LEADER);
+                        PartitionState::new(replicas, leader)
                     })
                     .collect();
                 let topic = TopicMetadata { name: name.clone(), id, partitions, configs };
@@ -291,12 +319,9 @@ impl ClusterMetadata {
                     crate::assign::check_assignments(self, assignments)?
                 };
                 let topic = self.topics.get_mut(&name).ok_or_else(|| ApplyError::UnknownTopic(name.clone()))?;
-                topic.partitions.extend(added.into_iter().map(|replicas| PartitionState {
-                    leader: replicas[0],
-                    isr: replicas.clone(),
-                    replicas,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
+                topic.partitions.extend(added.into_iter().map(|replicas| {
+                    let leader = replicas.first().copied().unwrap_or(NO_LEADER);
+                    PartitionState::new(replicas, leader)
                 }));
                 Ok(Reply::Topic(topic.clone()))
             }
@@ -320,6 +345,7 @@ impl ClusterMetadata {
                 }
                 p.isr = isr;
                 p.partition_epoch += 1;
+                finish_reassignment(p, &live);
                 Ok(Reply::Partition(p.clone()))
             }
             Command::AllocateProducerIds { broker } => {
@@ -375,6 +401,87 @@ impl ClusterMetadata {
     }
 }
 
+/// Starts, replaces or (`None`) cancels a partition's reassignment, as
+/// Kafka's controller does: the partition keeps its original replicas plus
+/// the new ones until the new ones are in the ISR.
+fn reassign(
+    p: &mut PartitionState,
+    target: Option<Vec<i32>>,
+    registered: &[i32],
+    live: &[i32],
+) -> Result<(), ApplyError> {
+    // The replicas before any reassignment began.
+    let original: Vec<i32> = p.replicas.iter().copied().filter(|r| !p.adding.contains(r)).collect();
+    let Some(target) = target else {
+        if !p.is_reassigning() {
+            return Err(ApplyError::NoReassignmentInProgress);
+        }
+        p.replicas = original;
+        p.isr.retain(|r| p.replicas.contains(r));
+        if p.isr.is_empty() {
+            p.isr = p.replicas.iter().copied().take(1).collect();
+        }
+        p.adding.clear();
+        p.removing.clear();
+        p.partition_epoch += 1;
+        lead_from_isr(p, live);
+        return Ok(());
+    };
+    let mut distinct = target.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if target.is_empty() || distinct.len() != target.len() {
+        return Err(ApplyError::InvalidReplicaAssignment("the target replicas must be non-empty and distinct".into()));
+    }
+    if let Some(b) = target.iter().find(|b| !registered.contains(b)) {
+        return Err(ApplyError::InvalidReplicaAssignment(format!(
+            "The manual partition assignment includes broker {b}, but no such broker is registered."
+        )));
+    }
+    if !p.is_reassigning() && target == p.replicas {
+        return Ok(());
+    }
+    p.adding = target.iter().copied().filter(|r| !original.contains(r)).collect();
+    p.removing = original.iter().copied().filter(|r| !target.contains(r)).collect();
+    p.replicas = target.iter().chain(&p.removing).copied().collect();
+    p.isr.retain(|r| p.replicas.contains(r));
+    p.partition_epoch += 1;
+    finish_reassignment(p, live);
+    Ok(())
+}
+
+/// Completes a reassignment once every target replica is in the ISR: the
+/// removed replicas leave (and lose leadership, if they had it).
+fn finish_reassignment(p: &mut PartitionState, live: &[i32]) {
+    if !p.is_reassigning() {
+        return;
+    }
+    let target = p.target_replicas();
+    if !target.iter().all(|r| p.isr.contains(r)) {
+        return;
+    }
+    p.replicas = target;
+    p.isr.retain(|r| p.replicas.contains(r));
+    p.adding.clear();
+    p.removing.clear();
+    p.partition_epoch += 1;
+    lead_from_isr(p, live);
+}
+
+/// Keeps the leader if it is still a live ISR member, else elects the first
+/// live ISR member (or none).
+fn lead_from_isr(p: &mut PartitionState, live: &[i32]) {
+    if p.isr.contains(&p.leader) && live.contains(&p.leader) {
+        return;
+    }
+    let leader = p.replicas.iter().copied().find(|r| p.isr.contains(r) && live.contains(r)).unwrap_or(NO_LEADER);
+    if leader != p.leader {
+        p.leader = leader;
+        p.leader_epoch += 1;
+        p.partition_epoch += 1;
+    }
+}
+
 /// One ElectLeaders election, by Kafka's rules: preferred makes the first
 /// replica lead if it is live and in the ISR; unclean gives a leaderless
 /// partition an ISR member if one is live, else any live replica.
@@ -412,6 +519,52 @@ fn elect(p: &mut PartitionState, live: &[i32], unclean: bool) -> Election {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reassignment_adds_replicas_first_and_drops_the_old_ones_once_the_new_are_in_sync() {
+        let mut m = cluster(3);
+        create(&mut m, "t", 1, 1).unwrap();
+        let old = m.topics["t"].partitions[0].replicas[0];
+        let new: Vec<i32> = (1..=3).filter(|&b| b != old).collect();
+        let reassign = |m: &mut ClusterMetadata, target: Option<Vec<i32>>| match m
+            .apply(Command::ReassignPartitions { partitions: vec![("t".into(), 0, target)] })
+        {
+            Ok(Reply::Reassignments(r)) => r[0].2.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(reassign(&mut m, None), Some(ApplyError::NoReassignmentInProgress));
+        assert!(matches!(reassign(&mut m, Some(vec![new[0], new[0]])), Some(ApplyError::InvalidReplicaAssignment(_))));
+        assert!(matches!(reassign(&mut m, Some(vec![9])), Some(ApplyError::InvalidReplicaAssignment(_))));
+        assert_eq!(reassign(&mut m, Some(new.clone())), None);
+        let p = m.topics["t"].partitions[0].clone();
+        assert_eq!(
+            (p.replicas.clone(), p.adding.clone(), p.removing.clone()),
+            ([new.clone(), vec![old]].concat(), new.clone(), vec![old])
+        );
+        assert_eq!(p.leader, old, "the old replica leads until the new ones catch up");
+
+        // The new replicas catch up: the leader adds them to the ISR, and the move completes.
+        let grow = Command::AlterIsr {
+            topic: m.topics["t"].id,
+            partition: 0,
+            leader: old,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: vec![old, new[0], new[1]],
+        };
+        m.apply(grow).unwrap();
+        let done = &m.topics["t"].partitions[0];
+        assert_eq!(done.replicas, new);
+        assert!(!done.is_reassigning());
+        assert_eq!(done.leader, new[0], "leadership leaves the removed replica");
+        assert_eq!(done.leader_epoch, p.leader_epoch + 1);
+
+        // A cancelled reassignment returns to the original replicas.
+        assert_eq!(reassign(&mut m, Some(vec![old])), None);
+        assert_eq!(reassign(&mut m, None), None);
+        let back = &m.topics["t"].partitions[0];
+        assert_eq!((back.replicas.clone(), back.isr.clone(), back.is_reassigning()), (new.clone(), new.clone(), false));
+    }
 
     #[test]
     fn elect_leaders_moves_leadership_to_the_preferred_replica_or_any_live_one() {

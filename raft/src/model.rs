@@ -22,6 +22,29 @@ pub struct PartitionState {
     /// Bumped on every change (ISR or leader), so a leader's ISR change
     /// based on an older state is refused.
     pub partition_epoch: i32,
+    /// A reassignment in progress (KIP-455): replicas being added (in
+    /// `replicas` already, catching up) and replicas to drop once every
+    /// target replica is in the ISR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<i32>,
+}
+
+impl PartitionState {
+    pub fn new(replicas: Vec<i32>, leader: i32) -> Self {
+        let isr = replicas.clone();
+        Self { replicas, isr, leader, leader_epoch: 0, partition_epoch: 0, adding: Vec::new(), removing: Vec::new() }
+    }
+
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replicas a reassignment ends with (all of them when none runs).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.removing.contains(r)).collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,6 +20,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
+mod reassignments;
 mod transactions;
 
 use std::sync::Arc;
@@ -80,6 +81,8 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::AlterConfigs, min: 0, max: 2 },
     ApiSpec { key: ApiKey::IncrementalAlterConfigs, min: 0, max: 1 },
     ApiSpec { key: ApiKey::ElectLeaders, min: 0, max: 2 },
+    ApiSpec { key: ApiKey::AlterPartitionReassignments, min: 0, max: 1 },
+    ApiSpec { key: ApiKey::ListPartitionReassignments, min: 0, max: 0 },
 ];
 
 /// Failures that end the connection (Kafka closes it for these too).
@@ -176,6 +179,14 @@ pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown, p
         ApiKey::IncrementalAlterConfigs => {
             let resp = configs::incremental_alter(broker, req.decode("IncrementalAlterConfigs")?).await;
             reply(&req, "IncrementalAlterConfigs", &resp)
+        }
+        ApiKey::AlterPartitionReassignments => {
+            let resp = reassignments::alter(broker, req.decode("AlterPartitionReassignments")?).await;
+            reply(&req, "AlterPartitionReassignments", &resp)
+        }
+        ApiKey::ListPartitionReassignments => {
+            let resp = reassignments::list(broker, req.decode("ListPartitionReassignments")?);
+            reply(&req, "ListPartitionReassignments", &resp)
         }
         ApiKey::ElectLeaders => {
             reply(&req, "ElectLeaders", &elect_leaders::handle(broker, req.decode("ElectLeaders")?).await)

@@ -29,6 +29,14 @@ struct Progress {
     leader_end_at_last_fetch: i64,
 }
 
+impl Progress {
+    /// A follower not heard from yet in this epoch, the leader's log ending at `end`.
+    fn new(end: i64) -> Self {
+        let now = Instant::now();
+        Self { log_end: -1, caught_up_at: now, last_fetch_at: now, leader_end_at_last_fetch: end }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Leadership {
     pub leader_epoch: i32,
@@ -136,6 +144,12 @@ impl Replica {
                 Role::Leader(l) if l.leader_epoch == state.leader_epoch => {
                     l.partition_epoch = state.partition_epoch;
                     l.replicas = state.replicas.clone();
+                    // A reassignment adds and removes followers under the same leader.
+                    l.followers.retain(|r, _| state.replicas.contains(r));
+                    let end = self.log.offsets().log_end_offset;
+                    for &r in state.replicas.iter().filter(|&&r| r != me) {
+                        l.followers.entry(r).or_insert_with(|| Progress::new(end));
+                    }
                     if l.isr != state.isr {
                         l.isr = state.isr.clone();
                         l.isr_change_sent = None;
@@ -146,22 +160,9 @@ impl Replica {
                 _ => {
                     drop(role);
                     self.log.assign_leader_epoch(state.leader_epoch)?;
-                    let now = Instant::now();
                     let end = self.log.offsets().log_end_offset;
-                    let followers = state
-                        .replicas
-                        .iter()
-                        .filter(|&&r| r != me)
-                        .map(|&r| {
-                            let p = Progress {
-                                log_end: -1,
-                                caught_up_at: now,
-                                last_fetch_at: now,
-                                leader_end_at_last_fetch: end,
-                            };
-                            (r, p)
-                        })
-                        .collect();
+                    let followers =
+                        state.replicas.iter().filter(|&&r| r != me).map(|&r| (r, Progress::new(end))).collect();
                     *self.role.borrow_mut() = Role::Leader(Leadership {
                         leader_epoch: state.leader_epoch,
                         partition_epoch: state.partition_epoch,
