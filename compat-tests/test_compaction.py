@@ -189,3 +189,42 @@ def test_a_keyless_record_is_refused_by_a_compacted_topic(cleaner_broker):
     p.flush(30)
     assert errors and errors[0] is not None and errors[0].code() == KafkaError.INVALID_RECORD
     produce_all(cleaner_broker.bootstrap, "keyed-only", [(b"k", b"v", None)], **{"linger.ms": 0})
+
+
+def test_compacted_consumer_offsets_replay_to_the_last_commit_after_kill_9(cleaner_broker, tmp_path):
+    bootstrap = cleaner_broker.bootstrap
+    produce_all(bootstrap, "tracked", [(None, b"x", None)] * 10, **{"linger.ms": 0})
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "committer", "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("tracked", 0, 1)], asynchronous=False)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        "__consumer_offsets",
+        incremental_configs=[
+            ConfigEntry("min.cleanable.dirty.ratio", "0.01", incremental_operation=AlterConfigOpType.SET),
+            ConfigEntry("segment.ms", "200", incremental_operation=AlterConfigOpType.SET),
+        ],
+    )
+    (f,) = admin.incremental_alter_configs([resource]).values()
+    f.result(timeout=30)
+    for i in range(2, 3000):
+        c.commit(offsets=[TopicPartition("tracked", 0, i)], asynchronous=False)
+        if i % 1000 == 0:
+            time.sleep(0.3)  # let a segment roll (segment.ms)
+    time.sleep(0.3)
+    c.commit(offsets=[TopicPartition("tracked", 0, 3000)], asynchronous=False)
+    c.close()
+    deadline = time.time() + 30
+    while "compacted topic=__consumer_offsets" not in cleaner_broker.log() and time.time() < deadline:
+        time.sleep(0.3)
+    assert "compacted topic=__consumer_offsets" in cleaner_broker.log()
+
+    cleaner_broker.kill9()
+    again = Broker(cleaner_broker.data_dir, tmp_path / "again.log", ["--log-cleaner-backoff-ms", "300"]).start()
+    try:
+        c = Consumer({"bootstrap.servers": again.bootstrap, "group.id": "committer"})
+        (tp,) = c.committed([TopicPartition("tracked", 0)], timeout=30)
+        c.close()
+        assert tp.offset == 3000, "the latest commit survives compaction and replay"
+    finally:
+        again.stop()

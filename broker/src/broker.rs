@@ -35,6 +35,8 @@ pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_stat
 const INTERNAL_REPLICATION_FACTOR: i16 = 3;
 /// Kafka's transaction.state.log.min.isr.
 const TXN_MIN_ISR: i16 = 2;
+/// Kafka's offsets.topic.segment.bytes (and the transaction log's).
+pub(crate) const INTERNAL_SEGMENT_BYTES: i32 = 100 * 1024 * 1024;
 /// How long a topic change waits for this broker to open its replicas.
 const RECONCILE_WAIT: Duration = Duration::from_secs(10);
 
@@ -223,8 +225,10 @@ impl Broker {
         self.internal_topic(TXN_TOPIC, TXN_PARTITIONS, TXN_MIN_ISR).await
     }
 
-    /// Creates an internal topic: compacted, replicated up to three times,
-    /// `min.insync.replicas` up to `min_isr` (never above its replication).
+    /// Creates an internal topic: compacted in 100 MiB segments (Kafka's
+    /// offsets.topic.segment.bytes and transaction.state.log.segment.bytes),
+    /// replicated up to three times, `min.insync.replicas` up to `min_isr`
+    /// (never above its replication).
     async fn internal_topic(&self, name: &str, partitions: i32, min_isr: i16) -> Result<Arc<Topic>, BrokerError> {
         if let Some(t) = self.topic(name) {
             return Ok(t);
@@ -233,6 +237,7 @@ impl Broker {
         let rf = INTERNAL_REPLICATION_FACTOR.min(live).max(1);
         let configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), INTERNAL_SEGMENT_BYTES.to_string()),
             ("min.insync.replicas".to_string(), min_isr.min(rf).to_string()),
         ]);
         match self.create_topic(name, partitions, rf, Vec::new(), configs).await {

@@ -126,9 +126,23 @@ pub fn entries(config: &Config) -> Vec<BrokerConfigEntry> {
         ),
         entry("offsets.topic.num.partitions", s(&50), Some("50"), INT, "Partitions of __consumer_offsets."),
         entry("offsets.topic.replication.factor", s(&3), Some("3"), SHORT, "Replicas of __consumer_offsets."),
+        entry(
+            "offsets.topic.segment.bytes",
+            s(&crate::broker::INTERNAL_SEGMENT_BYTES),
+            Some("104857600"),
+            INT,
+            "Segment size of __consumer_offsets.",
+        ),
         entry("transaction.state.log.num.partitions", s(&50), Some("50"), INT, "Partitions of __transaction_state."),
         entry("transaction.state.log.replication.factor", s(&3), Some("3"), SHORT, "Replicas of __transaction_state."),
         entry("transaction.state.log.min.isr", s(&2), Some("2"), INT, "min.insync.replicas of __transaction_state."),
+        entry(
+            "transaction.state.log.segment.bytes",
+            s(&crate::broker::INTERNAL_SEGMENT_BYTES),
+            Some("104857600"),
+            INT,
+            "Segment size of __transaction_state.",
+        ),
         entry(
             "transaction.max.timeout.ms",
             s(&crate::txn::MAX_TIMEOUT_MS),
