@@ -205,3 +205,21 @@ def test_delete_records_then_fetching_below_the_low_watermark_is_out_of_range(br
     # librdkafka reports the broker's OFFSET_OUT_OF_RANGE as a failed reset.
     assert err is not None and err.code() == KafkaError._AUTO_OFFSET_RESET
     assert "out of range" in err.str().lower()
+
+
+def test_timestamp_bounds_set_on_a_topic_refuse_records_outside_them(broker):
+    bootstrap = broker.bootstrap
+    create(bootstrap, "clocked")
+    incremental(
+        bootstrap,
+        "clocked",
+        ("message.timestamp.before.max.ms", AlterConfigOpType.SET, "3600000"),
+        ("message.timestamp.after.max.ms", AlterConfigOpType.SET, "60000"),
+    )
+    now = int(time.time() * 1000)
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "retries": 0})
+    results = []
+    for ts in (now - 2 * 3600_000, now + 3600_000, now):
+        p.produce("clocked", value=b"x", timestamp=ts, on_delivery=lambda err, msg: results.append(err))
+        p.flush(30)
+    assert [e.code() if e else None for e in results] == [KafkaError.INVALID_TIMESTAMP, KafkaError.INVALID_TIMESTAMP, None]

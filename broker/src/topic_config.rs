@@ -204,6 +204,9 @@ pub fn effective(
 pub struct TopicSettings {
     pub max_message_bytes: usize,
     pub log_append_time: bool,
+    /// How far a CreateTime timestamp may lie in the past / future.
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
     pub segment_bytes: u64,
     pub segment_ms: i64,
     pub retention_ms: i64,
@@ -227,6 +230,8 @@ impl TopicSettings {
         Self {
             max_message_bytes: num("max.message.bytes", 1_048_588).max(0) as usize,
             log_append_time: get("message.timestamp.type").trim() == "LogAppendTime",
+            timestamp_before_max_ms: num("message.timestamp.before.max.ms", i64::MAX),
+            timestamp_after_max_ms: num("message.timestamp.after.max.ms", i64::MAX),
             segment_bytes: num("segment.bytes", 1 << 30).max(1) as u64,
             segment_ms: num("segment.ms", 604_800_000),
             retention_ms: num("retention.ms", 604_800_000),

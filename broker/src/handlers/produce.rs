@@ -25,6 +25,7 @@ use super::code;
 use crate::broker::{Broker, Topic};
 use crate::replication::CommitError;
 use crate::shard::{Pending, ShardError};
+use crate::topic_config::TopicSettings;
 
 /// A partition's answer: decided already, or waiting on its owner shard.
 enum Slot {
@@ -120,13 +121,27 @@ struct Req<'a> {
     transactional_id: Option<&'a str>,
 }
 
+/// KIP-937: CreateTime timestamps must lie within
+/// `message.timestamp.before.max.ms` before and `message.timestamp.after.max.ms`
+/// after the broker's clock.
+fn check_timestamps((oldest, newest): (i64, i64), settings: &TopicSettings, now: i64) -> Result<(), String> {
+    let earliest = now.saturating_sub(settings.timestamp_before_max_ms);
+    let latest = now.saturating_add(settings.timestamp_after_max_ms);
+    match [oldest, newest].into_iter().find(|ts| !(earliest..=latest).contains(ts)) {
+        Some(ts) => Err(format!(
+            "Timestamp {ts} of message is out of range. The timestamp should be within [{earliest}, {latest}]"
+        )),
+        None => Ok(()),
+    }
+}
+
 async fn start_append(broker: &Arc<Broker>, topic: &Topic, index: i32, records: Bytes, req: Req<'_>) -> Slot {
     let Req { version, acks, timeout_ms, transactional_id } = req;
     let Some(tp) = topic.tp(index) else {
         return Slot::Done(failure(index, code::of(ResponseError::UnknownTopicOrPartition), None));
     };
-    let (header, has_null_key) = match validate_produced(&records, version) {
-        Ok(v) => (v.header, v.has_null_key),
+    let (header, has_null_key, timestamps) = match validate_produced(&records, version) {
+        Ok(v) => (v.header, v.has_null_key, v.timestamps),
         Err(e) => return Slot::Done(failure(index, e.error_code(), Some(e.to_string()))),
     };
     // KIP-890: a transactional batch that would open a transaction on this
@@ -169,6 +184,11 @@ async fn start_append(broker: &Arc<Broker>, topic: &Topic, index: i32, records: 
         let name = &topic.meta.name;
         let msg = format!("Compacted topic cannot accept message without key in topic partition {name}-{index}.");
         return Slot::Done(failure(index, code::of(ResponseError::InvalidRecord), Some(msg)));
+    }
+    if let (false, Some(range)) = (topic.settings.log_append_time, timestamps) {
+        if let Err(msg) = check_timestamps(range, &topic.settings, crate::now_ms()) {
+            return Slot::Done(failure(index, code::of(ResponseError::InvalidTimestamp), Some(msg)));
+        }
     }
     let mut bytes = records.to_vec();
     let append_time = if topic.settings.log_append_time {
