@@ -1,6 +1,7 @@
 //! Records the broker writes itself (`__consumer_offsets`,
-//! `__transaction_state`, transaction markers): a plain record to start
-//! from and the encoding of records as one uncompressed RecordBatch v2.
+//! `__transaction_state`, transaction markers) and the CLI produces: a
+//! plain record to start from and the encoding of records as one
+//! uncompressed RecordBatch v2.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};

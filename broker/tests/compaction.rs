@@ -87,16 +87,7 @@ async fn read_all(p: &Partition) -> Vec<(i64, String, Option<String>)> {
 }
 
 fn last_batch_end(bytes: &[u8]) -> i64 {
-    let mut pos = 0;
-    let mut end = 0;
-    while pos + 61 <= bytes.len() {
-        let base = i64::from_be_bytes(bytes[pos..pos + 8].try_into().unwrap());
-        let len = i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize;
-        let delta = i32::from_be_bytes(bytes[pos + 23..pos + 27].try_into().unwrap());
-        end = base + i64::from(delta) + 1;
-        pos += 12 + len;
-    }
-    end
+    sluice_storage::end_of_batches(bytes).expect("a read holds whole batches")
 }
 
 /// 50 keys written 40 times each (batches of 10, mixed codecs), then

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 
 use anyhow::{bail, Context, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use clap::Subcommand;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -20,12 +20,11 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, ListOffsetsRequest, MetadataResponse, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Record, RecordBatchDecoder};
 
 use super::admin::{check, Admin};
 use super::table;
+use crate::internal_records::{encode, record};
 
 #[derive(Debug, Subcommand)]
 pub enum TopicCommand {
@@ -427,7 +426,7 @@ async fn produce(admin: &mut Admin, topic: &str, key: Option<String>, partition:
         };
         let Some(&leader) = leaders.get(&target) else { bail!("topic '{topic}' has no partition {target}") };
         let addr = admin.node(leader)?;
-        let batch = encode_batch(key.clone(), &values)?;
+        let batch = encode_batch(key.clone(), &values);
         let (resp, _) = admin
             .call(&addr, "Produce", 9, |_| {
                 ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![
@@ -446,33 +445,15 @@ async fn produce(admin: &mut Admin, topic: &str, key: Option<String>, partition:
     }
 }
 
-fn encode_batch(key: Option<Bytes>, values: &[String]) -> Result<Bytes> {
+/// The lines as one uncompressed batch, every record with `key`.
+fn encode_batch(key: Option<Bytes>, values: &[String]) -> Bytes {
     let now = crate::now_ms();
     let records: Vec<Record> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // In step with the offset so the encoder makes one batch (the
-            // sequence is ignored without a producer id).
-            sequence: i as i32,
-            timestamp: now,
-            key: key.clone(),
-            value: Some(Bytes::from(v.clone())),
-            headers: Default::default(),
-        })
+        .map(|(i, v)| Record { key: key.clone(), ..record(i, now, Bytes::new(), Some(Bytes::from(v.clone()))) })
         .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).context("encoding records")?;
-    Ok(buf.freeze())
+    Bytes::from(encode(&records))
 }
 
 async fn consume(
@@ -543,7 +524,7 @@ async fn consume(
             }
             if offset == before {
                 // Only empty batches (compacted away) or nothing yet: step by their headers.
-                match batches_end(data.records.as_deref().unwrap_or_default()) {
+                match sluice_storage::end_of_batches(data.records.as_deref().unwrap_or_default()) {
                     Some(next) if next > offset => offset = next,
                     _ => break,
                 }
@@ -551,20 +532,6 @@ async fn consume(
         }
     }
     Ok(())
-}
-
-/// The offset after the last batch in `bytes`, read from batch headers.
-fn batches_end(bytes: &[u8]) -> Option<i64> {
-    let mut pos = 0;
-    let mut end = None;
-    while pos + 61 <= bytes.len() {
-        let base = i64::from_be_bytes(bytes[pos..pos + 8].try_into().ok()?);
-        let len = i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().ok()?);
-        let delta = i32::from_be_bytes(bytes[pos + 23..pos + 27].try_into().ok()?);
-        end = Some(base + i64::from(delta) + 1);
-        pos += 12 + usize::try_from(len).ok()?;
-    }
-    end
 }
 
 fn render(format: &str, topic: &str, partition: i32, r: &Record) -> String {
