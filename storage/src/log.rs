@@ -308,7 +308,13 @@ impl PartitionLog {
         let old = active.size() > 0 && active.age_ms() >= self.config.segment_ms.max(0) as u128;
         let mut index_writes = Vec::new();
         if full || old || relative_last > i64::from(i32::MAX) {
-            index_writes.extend(self.roll(base_offset)?);
+            // A replicated batch may start past a gap compaction left; the
+            // new segment still starts where the last one ended, so segments
+            // stay contiguous (recovery takes a segment that ends short of
+            // the next for a torn write). Only a gap too wide for relative
+            // offsets starts it at the batch.
+            let fits = i64::from(info.last_offset_delta) + base_offset - end <= i64::from(i32::MAX);
+            index_writes.extend(self.roll(if fits { end } else { base_offset })?);
         }
         set_base_offset(batch, base_offset);
         info.base_offset = base_offset;
@@ -422,12 +428,14 @@ impl PartitionLog {
             }
         }
         let active = self.active_mut();
-        let end = match active.find_offset(offset)? {
-            Some((position, batch)) => {
-                active.truncate_to(position, batch.base_offset)?;
-                batch.base_offset
-            }
-            None => active.next_offset(),
+        // The log ends after the last batch below `offset`: exactly
+        // `offset` unless compaction left a gap before it.
+        let (position, end) = active.cut_point(offset)?;
+        let end = if position < active.size() {
+            active.truncate_to(position, end)?;
+            end
+        } else {
+            active.next_offset()
         };
         self.visible_offset = end;
         self.epoch += 1;

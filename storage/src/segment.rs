@@ -277,6 +277,28 @@ impl Segment {
         self.scan_from(start, |b| b.last_offset() >= offset)
     }
 
+    /// Where to cut the segment so it keeps exactly the batches wholly below
+    /// `offset`: the position of the first batch reaching `offset`, and the
+    /// offset after the last batch kept (below `offset` when compaction left
+    /// a gap before it).
+    pub fn cut_point(&self, offset: i64) -> Result<(u64, i64), StorageError> {
+        let mut position = self.floor_position(offset);
+        let mut end = self.base_offset;
+        let mut header = [0u8; BATCH_HEADER_LEN];
+        while position + BATCH_HEADER_LEN as u64 <= self.visible_size {
+            self.log.read_exact_at(&mut header, position).map_err(StorageError::io("read segment", &self.path))?;
+            let Some(batch) = StoredBatch::parse(&header) else {
+                return Err(StorageError::InvalidBatch("unreadable batch header inside a recovered segment"));
+            };
+            if batch.last_offset() >= offset {
+                break;
+            }
+            end = batch.next_offset();
+            position += u64::from(batch.size);
+        }
+        Ok((position, end))
+    }
+
     /// The first batch holding a timestamp at or after `timestamp`.
     pub fn find_timestamp(&self, timestamp: i64) -> Result<Option<(u64, StoredBatch)>, StorageError> {
         let start = match self.times.floor(|e| e.timestamp < timestamp) {

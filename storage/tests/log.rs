@@ -368,7 +368,7 @@ fn a_follower_log_keeps_leader_offsets_truncates_and_tracks_epochs() {
         assert_eq!(follower.latest_leader_epoch(), Some(3));
         assert_eq!(follower.end_offset_for_epoch(0), (0, 30), "epoch 0 ends where epoch 3 starts");
         assert_eq!(follower.end_offset_for_epoch(3), (3, 60));
-        // A batch that does not start at the log end is refused.
+        // A batch that starts below the log end is refused.
         assert!(matches!(
             follower.append_replicated(stored[2].1.clone()).await,
             Err(StorageError::OffsetOutOfRange { .. })
@@ -391,6 +391,45 @@ fn a_follower_log_keeps_leader_offsets_truncates_and_tracks_epochs() {
         assert_eq!(follower.truncate_to(500, true).unwrap(), 500, "restarted empty at the leader's log start");
         assert_eq!(follower.offsets().log_start_offset, 500);
         assert!(matches!(read(&follower, 0, 10, true).await, Err(StorageError::OffsetOutOfRange { .. })));
+    });
+}
+
+#[test]
+fn a_follower_copies_a_log_with_gaps_keeps_segments_contiguous_and_truncates_exactly() {
+    shard(|ring| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let follower = Partition::open(dir.path(), small_segments(), ring.clone()).await.unwrap();
+        // 3-record batches every 10 offsets, as a compacted leader serves them.
+        for i in 0..12i64 {
+            let mut b = batch(3, 1000 + i, 300);
+            b[0..8].copy_from_slice(&(i * 10).to_be_bytes());
+            follower.append_replicated(b).await.unwrap();
+        }
+        assert_eq!(follower.offsets().log_end_offset, 113);
+        let segments: Vec<i64> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().into_string().unwrap().strip_suffix(".log")?.parse().ok())
+            .collect();
+        assert!(segments.len() > 2, "small segments rolled: {segments:?}");
+        drop(follower);
+        let follower = Partition::open(dir.path(), small_segments(), ring.clone()).await.unwrap();
+        assert_eq!(follower.offsets().log_end_offset, 113, "every segment kept across a restart");
+        assert_eq!(
+            base_offset(&read(&follower, 45, 1 << 20, true).await.unwrap()),
+            50,
+            "a read in a gap starts after it"
+        );
+
+        // Truncating into a gap ends the log after the last batch below it.
+        assert_eq!(follower.truncate_to(57, false).unwrap(), 53);
+        assert_eq!(follower.offsets().log_end_offset, 53);
+        drop(follower);
+        let follower = Partition::open(dir.path(), small_segments(), ring.clone()).await.unwrap();
+        assert_eq!(follower.offsets().log_end_offset, 53, "the truncation survives a restart");
+        let mut b = batch(3, 2000, 300);
+        b[0..8].copy_from_slice(&60i64.to_be_bytes());
+        follower.append_replicated(b).await.unwrap();
+        assert_eq!(follower.offsets().log_end_offset, 63);
     });
 }
 
