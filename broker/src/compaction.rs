@@ -4,6 +4,7 @@
 //! `log.cleaner.backoff.ms` (Kafka runs one cleaner thread by default).
 
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,11 +17,18 @@ use crate::shard::ShardContext;
 /// Reads Kafka records for the cleaner.
 pub struct KafkaRecords;
 
+/// A batch whose records take more than this decompressed is left as it is
+/// (kept whole, its keys not mapped): the cleaner's memory stays bounded
+/// whatever a producer compressed.
+const MAX_DECOMPRESSED_BATCH: usize = 32 << 20;
+
 struct Batch(BatchRecords);
 
 impl RecordCodec for KafkaRecords {
     fn decode(&self, batch: &[u8]) -> Result<Box<dyn CompactableBatch>, String> {
-        BatchRecords::decode(batch).map(|b| Box::new(Batch(b)) as Box<dyn CompactableBatch>).map_err(|e| e.to_string())
+        BatchRecords::decode(batch, MAX_DECOMPRESSED_BATCH)
+            .map(|b| Box::new(Batch(b)) as Box<dyn CompactableBatch>)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -47,14 +55,19 @@ impl CompactableBatch for Batch {
 
 pub async fn clean_periodically(ctx: Rc<ShardContext>, every: Duration, shutdown: Shutdown) {
     let codec: Arc<dyn RecordCodec> = Arc::new(KafkaRecords);
+    let cancel = Arc::new(AtomicBool::new(false));
     while shutdown.tick(every).await {
         for (_, replica) in ctx.all() {
-            let pass = replica.log.clean(codec.clone(), crate::now_ms());
+            let pass = replica.log.clean(codec.clone(), crate::now_ms(), cancel.clone());
             // A pass cut short by shutdown leaves only `.cleaned` files,
-            // removed when the partition next opens.
+            // removed when the partition next opens; its thread stops at
+            // the next batch.
             let outcome = tokio::select! {
                 outcome = pass => outcome,
-                _ = shutdown.wait() => return,
+                _ = shutdown.wait() => {
+                    cancel.store(true, Ordering::Relaxed);
+                    return;
+                }
             };
             match outcome {
                 Ok(Some(stats)) if stats.segments_rewritten > 0 => tracing::info!(

@@ -252,7 +252,13 @@ impl TopicSettings {
     pub fn log_config(&self, fsync: FsyncPolicy) -> LogConfig {
         LogConfig {
             segment_bytes: self.segment_bytes,
-            segment_ms: self.segment_ms,
+            // A compacted topic rolls by max.compaction.lag.ms too, so no
+            // record waits in the active segment past it (as Kafka does).
+            segment_ms: if self.compact_policy {
+                self.segment_ms.min(self.compaction.max_lag_ms)
+            } else {
+                self.segment_ms
+            },
             // Only the `delete` policy removes whole segments.
             retention_ms: if self.delete_policy { self.retention_ms } else { -1 },
             retention_bytes: if self.delete_policy { self.retention_bytes } else { -1 },

@@ -155,7 +155,7 @@ fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
         let codec: Arc<dyn RecordCodec> = Arc::new(KafkaRecords);
 
         // Readers in the middle of a pass see the old or the new log, whole.
-        let (stats, during) = tokio::join!(p.clean(codec.clone(), 10_000), read_all(&p));
+        let (stats, during) = tokio::join!(p.clean(codec.clone(), 10_000, Arc::default()), read_all(&p));
         assert_eq!(during.len(), before.len());
         let stats = stats.unwrap().expect("a pass was due");
         assert!(stats.segments_rewritten > 0 && stats.bytes_after < stats.bytes_before, "{stats:?}");
@@ -170,11 +170,11 @@ fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
         }
         assert!(after.iter().any(|(_, k, v)| k == "key-0" && v.is_none()), "a tombstone stays until its horizon");
         assert_eq!(p.offsets().log_end_offset, end);
-        assert!(p.clean(codec.clone(), 10_000).await.unwrap().is_none(), "nothing dirty: no pass");
+        assert!(p.clean(codec.clone(), 10_000, Arc::default()).await.unwrap().is_none(), "nothing dirty: no pass");
 
         // Past the delete horizon the tombstones go (and the pass is due by it alone).
         let later = 10_000 + DELETE_RETENTION_MS + 1;
-        p.clean(codec.clone(), later).await.unwrap().expect("the horizon makes a pass due");
+        p.clean(codec.clone(), later, Arc::default()).await.unwrap().expect("the horizon makes a pass due");
         let gone = read_all(&p).await;
         assert!(!gone.iter().any(|(_, k, _)| k == "key-0"), "tombstones removed after delete.retention.ms");
         assert_compacted(&gone, &latest, closed_below);

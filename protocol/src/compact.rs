@@ -19,6 +19,7 @@ const CRC_START: usize = 21;
 /// transaction markers in this batch may be removed.
 const DELETE_HORIZON_BIT: i16 = 0x40;
 const COMPRESSION_BITS: i16 = 0x07;
+const LOG_APPEND_TIME_BIT: i16 = 0x08;
 
 /// One record's place in the decompressed body.
 #[derive(Debug, Clone)]
@@ -44,17 +45,22 @@ pub struct BatchRecords {
 }
 
 impl BatchRecords {
-    /// Reads a whole stored batch (as written to the log).
-    pub fn decode(batch: &[u8]) -> Result<Self, BatchError> {
+    /// Reads a whole stored batch (as written to the log), refusing one
+    /// whose records take more than `max_body` bytes decompressed.
+    pub fn decode(batch: &[u8], max_body: usize) -> Result<Self, BatchError> {
         let header =
             BatchHeader::read(batch).ok_or_else(|| BatchError::Invalid("batch shorter than its header".into()))?;
         let size = LOG_OVERHEAD + header.batch_length.max(0) as usize;
         let payload = batch.get(HEADER_LEN..size).ok_or_else(|| BatchError::Invalid("batch cut short".into()))?;
         let mut body = Vec::new();
         decompress::reader(header.compression(), payload)
-            .and_then(|mut r| r.read_to_end(&mut body))
+            .and_then(|r| r.take(max_body as u64 + 1).read_to_end(&mut body))
             .map_err(|e| BatchError::Corrupt(format!("cannot decompress records: {e}")))?;
-        let mut spans = Vec::with_capacity(header.records_count.max(0) as usize);
+        if body.len() > max_body {
+            return Err(BatchError::Invalid(format!("records larger than {max_body} bytes decompressed")));
+        }
+        // Each record takes at least 7 bytes: a count beyond that is a lie.
+        let mut spans = Vec::with_capacity((header.records_count.max(0) as usize).min(body.len() / 7));
         let mut pos = 0;
         for _ in 0..header.records_count.max(0) {
             let span = read_span(&body, pos).ok_or_else(|| BatchError::Invalid("malformed record".into()))?;
@@ -99,13 +105,15 @@ impl BatchRecords {
         let base_timestamp = delete_horizon.unwrap_or(self.header.base_timestamp);
         let mut records = Vec::with_capacity(self.body.len());
         let mut count = 0i32;
+        let mut max_timestamp = None::<i64>;
         for span in self.spans.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, s)| s) {
             count += 1;
+            let absolute = self.header.base_timestamp.saturating_add(span.timestamp_delta);
+            max_timestamp = Some(max_timestamp.map_or(absolute, |m| m.max(absolute)));
             if base_timestamp == self.header.base_timestamp {
                 records.extend_from_slice(&self.body[span.start..span.end]);
                 continue;
             }
-            let absolute = self.header.base_timestamp.saturating_add(span.timestamp_delta);
             let mut inner = vec![self.body[span.ts_start - 1]]; // attributes
             put_varint(&mut inner, absolute.saturating_sub(base_timestamp));
             inner.extend_from_slice(&self.body[span.ts_end..span.end]);
@@ -128,6 +136,10 @@ impl BatchRecords {
         out[8..12].copy_from_slice(&batch_length.to_be_bytes());
         out[21..23].copy_from_slice(&attributes.to_be_bytes());
         out[27..35].copy_from_slice(&base_timestamp.to_be_bytes());
+        // CreateTime: the largest timestamp kept (LogAppendTime keeps the append time).
+        if let Some(max) = max_timestamp.filter(|_| self.header.attributes & LOG_APPEND_TIME_BIT == 0) {
+            out[35..43].copy_from_slice(&max.to_be_bytes());
+        }
         out[57..61].copy_from_slice(&count.to_be_bytes());
         let crc = crc32c::crc32c(&out[CRC_START..]);
         out[17..21].copy_from_slice(&crc.to_be_bytes());
@@ -224,7 +236,8 @@ mod tests {
         for codec in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
             let b =
                 batch(codec, &[(Some("a"), Some("1")), (Some("b"), None), (Some("a"), Some("2")), (None, Some("x"))]);
-            let decoded = BatchRecords::decode(&b).unwrap();
+            assert!(BatchRecords::decode(&b, 8).is_err(), "over the size limit");
+            let decoded = BatchRecords::decode(&b, 1 << 20).unwrap();
             assert_eq!(decoded.len(), 4);
             assert_eq!((decoded.offset(0), decoded.offset(3)), (100, 103));
             assert_eq!(decoded.key(1), Some(&b"b"[..]));
@@ -240,16 +253,17 @@ mod tests {
             let got: Vec<(i64, i64, Option<bytes::Bytes>)> =
                 set.records.iter().map(|r| (r.offset, r.timestamp, r.value.clone())).collect();
             assert_eq!(got, vec![(101, 5_001, None), (102, 5_002, Some(bytes::Bytes::from_static(b"2")))]);
+            assert_eq!(h.max_timestamp, 5_002, "the largest timestamp kept");
         }
     }
 
     #[test]
     fn a_delete_horizon_rebases_timestamps_and_an_empty_batch_keeps_its_offsets() {
         let b = batch(Compression::None, &[(Some("a"), None), (Some("b"), Some("v"))]);
-        let decoded = BatchRecords::decode(&b).unwrap();
+        let decoded = BatchRecords::decode(&b, 1 << 20).unwrap();
         assert_eq!(decoded.delete_horizon(), None);
         let rebuilt = decoded.rebuild(|_| true, Some(90_000)).unwrap();
-        let again = BatchRecords::decode(&rebuilt).unwrap();
+        let again = BatchRecords::decode(&rebuilt, 1 << 20).unwrap();
         assert_eq!(again.delete_horizon(), Some(90_000));
         let set = RecordBatchDecoder::decode(&mut bytes::Bytes::from(rebuilt)).unwrap();
         let times: Vec<i64> = set.records.iter().map(|r| r.timestamp).collect();

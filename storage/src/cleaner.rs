@@ -21,6 +21,8 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::batch::{StoredBatch, BATCH_HEADER_LEN};
 use crate::error::StorageError;
@@ -67,9 +69,9 @@ pub struct CleanStats {
     pub bytes_after: u64,
 }
 
-/// Keys beyond this many in one pass end the pass's range early (at a
-/// segment boundary), bounding the map's memory as Kafka's dedupe buffer does.
-const MAX_KEYS: usize = 4_000_000;
+/// Keys mapped in one pass at most: the pass then cleans up to where the
+/// map ends, and the next pass goes on from there (Kafka's dedupe buffer).
+const MAX_KEYS: usize = 2_000_000;
 
 /// A closed segment to clean, read through its own file handle.
 pub(crate) struct Source {
@@ -84,10 +86,39 @@ pub(crate) struct Source {
 pub(crate) struct CleanJob {
     pub dir: PathBuf,
     pub sources: Vec<Source>,
-    pub aborted: Vec<AbortedTxn>,
+    /// Offsets below this were cleaned by an earlier pass.
+    pub first_dirty: i64,
+    pub aborted: AbortedIndex,
+    /// Each live producer's last data batch (its base offset): kept even
+    /// when emptied, so its sequence and epoch survive (as in Kafka).
+    pub producer_last_batches: HashMap<i64, i64>,
     pub now_ms: i64,
     pub delete_retention_ms: i64,
     pub index_interval: usize,
+    /// Set at shutdown: the pass stops at the next batch.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// Aborted transactions by producer, each producer's sorted by offset.
+#[derive(Default)]
+pub(crate) struct AbortedIndex(HashMap<i64, Vec<(i64, i64)>>);
+
+impl AbortedIndex {
+    pub fn new(aborted: Vec<AbortedTxn>) -> Self {
+        let mut by_producer: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        for a in aborted {
+            by_producer.entry(a.producer_id).or_default().push((a.first_offset, a.last_offset));
+        }
+        by_producer.values_mut().for_each(|v| v.sort_unstable());
+        Self(by_producer)
+    }
+
+    /// Whether a transactional batch belongs to an aborted transaction.
+    fn contains(&self, b: &StoredBatch) -> bool {
+        let Some(ranges) = self.0.get(&b.producer_id).filter(|_| b.is_transactional()) else { return false };
+        let i = ranges.partition_point(|&(first, _)| first <= b.base_offset);
+        i > 0 && ranges[i - 1].1 >= b.base_offset
+    }
 }
 
 /// A segment rewritten into `.cleaned` files, ready to swap in.
@@ -99,7 +130,7 @@ pub(crate) struct Rewritten {
 
 pub(crate) struct CleanOutput {
     pub rewritten: Vec<Rewritten>,
-    /// Offsets below this were cleaned (the end of the last source read).
+    /// Offsets below this are clean now (where the key map ended).
     pub cleaned_upto: i64,
     /// The earliest delete horizon of a tombstone kept: a pass is due then.
     pub next_horizon: Option<i64>,
@@ -155,15 +186,20 @@ impl Read for Positional<'_> {
     }
 }
 
-/// Calls `f` with every whole batch of a segment, in order.
+/// Calls `f` with every whole batch of a segment, in order, until it
+/// returns `false` or the pass is cancelled.
 fn for_each_batch(
     src: &Source,
-    mut f: impl FnMut(&[u8], &StoredBatch) -> Result<(), StorageError>,
+    cancel: &AtomicBool,
+    mut f: impl FnMut(&[u8], &StoredBatch) -> Result<bool, StorageError>,
 ) -> Result<(), StorageError> {
     let path = &src.path;
     let mut reader = BufReader::with_capacity(1 << 20, Positional { file: &src.file, at: 0, end: src.size });
     let mut buf = vec![0u8; BATCH_HEADER_LEN];
     loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(StorageError::Unavailable("compaction cancelled by shutdown"));
+        }
         buf.resize(BATCH_HEADER_LEN, 0);
         match reader.read_exact(&mut buf) {
             Ok(()) => {}
@@ -174,74 +210,82 @@ fn for_each_batch(
         buf.resize(header.size as usize, 0);
         reader.read_exact(&mut buf[BATCH_HEADER_LEN..]).map_err(StorageError::io("read segment to clean", path))?;
         let whole = StoredBatch::parse(&buf).unwrap_or(header);
-        f(&buf, &whole)?;
+        if !f(&buf, &whole)? {
+            return Ok(());
+        }
     }
 }
 
-fn codec_error(e: String) -> StorageError {
-    StorageError::Compaction(e)
+/// The records of a data batch, or `None` for one the codec cannot read
+/// (too large once decompressed, or malformed): such a batch is kept as it
+/// is and its keys are not mapped, so nothing is lost because of it.
+fn records(codec: &dyn RecordCodec, bytes: &[u8], b: &StoredBatch) -> Option<Box<dyn CompactableBatch>> {
+    match codec.decode(bytes) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(base_offset = b.base_offset, error = %e, "leaving a batch uncompacted");
+            None
+        }
+    }
 }
 
-fn is_aborted(aborted: &[AbortedTxn], b: &StoredBatch) -> bool {
-    b.is_transactional()
-        && aborted
-            .iter()
-            .any(|a| a.producer_id == b.producer_id && (a.first_offset..=a.last_offset).contains(&b.base_offset))
-}
-
-/// One cleaning pass over `job.sources`: builds the key map, writes each
-/// segment that changes as `.cleaned` files (fsynced). Runs off the shard.
-pub(crate) fn run(mut job: CleanJob, codec: &dyn RecordCodec) -> Result<CleanOutput, StorageError> {
+/// One cleaning pass over `job.sources`: maps the latest offset of every
+/// key from the first dirty offset on (until [`MAX_KEYS`]), then writes
+/// each segment up to the map's end that changes as `.cleaned` files
+/// (fsynced). A record stays unless the map holds its key at a later
+/// offset. Runs off the shard thread.
+pub(crate) fn run(job: CleanJob, codec: &dyn RecordCodec) -> Result<CleanOutput, StorageError> {
     let digest = KeyDigest(RandomState::new(), RandomState::new());
     let mut latest: HashMap<u128, i64> = HashMap::new();
-    let mut last_of_producer: HashMap<i64, i64> = HashMap::new();
-    let mut read = 0;
-    for src in &job.sources {
-        if read > 0 && latest.len() >= MAX_KEYS {
-            break;
-        }
-        for_each_batch(src, |bytes, b| {
-            if b.producer_id >= 0 {
-                last_of_producer.insert(b.producer_id, b.base_offset);
+    let mut map_end = job.first_dirty;
+    for src in job.sources.iter().filter(|s| s.end > job.first_dirty) {
+        let mut full = false;
+        for_each_batch(src, &job.cancel, |bytes, b| {
+            if b.next_offset() <= job.first_dirty {
+                return Ok(true);
             }
-            if b.is_control() || is_aborted(&job.aborted, b) {
-                return Ok(());
+            if latest.len() >= MAX_KEYS {
+                full = true;
+                return Ok(false);
             }
-            let records = codec.decode(bytes).map_err(codec_error)?;
-            for i in 0..records.record_count() {
-                if let Some(key) = records.key(i) {
-                    latest.insert(digest.of(key), records.offset(i));
+            if !b.is_control() && !job.aborted.contains(b) {
+                if let Some(records) = records(codec, bytes, b) {
+                    for i in 0..records.record_count() {
+                        if let Some(key) = records.key(i) {
+                            latest.insert(digest.of(key), records.offset(i));
+                        }
+                    }
                 }
             }
-            Ok(())
+            map_end = b.next_offset();
+            Ok(true)
         })?;
-        read += 1;
+        if full {
+            break;
+        }
     }
-    job.sources.truncate(read);
-    let cleaned_upto = job.sources.last().map_or(0, |s| s.end);
-    let mut output = CleanOutput { rewritten: Vec::new(), cleaned_upto, next_horizon: None };
-    for src in &job.sources {
+    // With nothing new to map (a pass due to a tombstone horizon), every
+    // segment is rewritten; otherwise those holding offsets below the map's end.
+    let upto = if map_end > job.first_dirty { map_end } else { job.sources.last().map_or(0, |s| s.end) };
+    let is_latest = |key: &[u8], offset: i64| latest.get(&digest.of(key)).is_none_or(|&m| offset >= m);
+    let mut output = CleanOutput { rewritten: Vec::new(), cleaned_upto: map_end, next_horizon: None };
+    for src in job.sources.iter().filter(|s| s.base < upto) {
         let path = segment::cleaned_path(&job.dir, src.base, "log");
-        let result = rewrite(
-            &job,
-            src,
-            &path,
-            codec,
-            &|key, offset| latest.get(&digest.of(key)) == Some(&offset),
-            &last_of_producer,
-            &mut output.next_horizon,
-        );
-        match result {
-            Ok(Some(bytes_after)) => {
+        let written = rewrite(&job, src, &path, codec, &is_latest, &mut output.next_horizon).and_then(|w| {
+            if w.is_some() {
                 segment::write_cleaned_indexes(&job.dir, src.base, job.index_interval)?;
+            }
+            Ok(w)
+        });
+        match written {
+            Ok(Some(bytes_after)) => {
                 output.rewritten.push(Rewritten { base: src.base, bytes_before: src.size, bytes_after });
             }
             Ok(None) => segment::remove_cleaned(&job.dir, src.base),
             Err(e) => {
-                for r in &output.rewritten {
-                    segment::remove_cleaned(&job.dir, r.base);
+                for r in output.rewritten.iter().map(|r| r.base).chain([src.base]) {
+                    segment::remove_cleaned(&job.dir, r);
                 }
-                segment::remove_cleaned(&job.dir, src.base);
                 return Err(e);
             }
         }
@@ -257,7 +301,6 @@ fn rewrite(
     path: &Path,
     codec: &dyn RecordCodec,
     is_latest: &dyn Fn(&[u8], i64) -> bool,
-    last_of_producer: &HashMap<i64, i64>,
     next_horizon: &mut Option<i64>,
 ) -> Result<Option<u64>, StorageError> {
     let io = |op: &'static str| StorageError::io(op, path);
@@ -265,52 +308,57 @@ fn rewrite(
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut written = 0u64;
     let mut changed = false;
-    for_each_batch(src, |bytes, b| {
+    for_each_batch(src, &job.cancel, |bytes, b| {
         // The segment's last batch keeps its place (segments end where the
-        // next begins), and so does each producer's last batch (its
+        // next begins), and so does each live producer's last batch (its
         // sequence and epoch must survive, as in Kafka).
-        let keep_empty = b.next_offset() == src.end || last_of_producer.get(&b.producer_id) == Some(&b.base_offset);
-        let new_bytes: Option<Vec<u8>> = if b.is_control() {
-            None
-        } else if is_aborted(&job.aborted, b) {
-            changed = true;
-            if !keep_empty {
-                return Ok(());
-            }
-            Some(codec.decode(bytes).map_err(codec_error)?.rebuild(&|_| false, None).map_err(codec_error)?)
-        } else {
-            let records = codec.decode(bytes).map_err(codec_error)?;
-            let horizon_passed = records.delete_horizon().is_some_and(|h| job.now_ms >= h);
-            let kept: Vec<bool> = (0..records.record_count())
-                .map(|i| {
-                    records.key(i).is_some_and(|k| is_latest(k, records.offset(i)))
-                        && !(records.is_tombstone(i) && horizon_passed)
-                })
-                .collect();
-            let tombstones = (0..records.record_count()).any(|i| kept[i] && records.is_tombstone(i));
-            let new_horizon = (tombstones && records.delete_horizon().is_none())
-                .then(|| job.now_ms.saturating_add(job.delete_retention_ms));
-            if tombstones {
-                let h = new_horizon.or(records.delete_horizon());
-                *next_horizon = match (*next_horizon, h) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-            }
-            if kept.iter().all(|&k| k) && new_horizon.is_none() {
-                None
-            } else if !kept.iter().any(|&k| k) && !keep_empty {
+        let keep_empty =
+            b.next_offset() == src.end || job.producer_last_batches.get(&b.producer_id) == Some(&b.base_offset);
+        let aborted = job.aborted.contains(b);
+        let decoded = if b.is_control() { None } else { records(codec, bytes, b) };
+        let new_bytes: Option<Vec<u8>> = match decoded {
+            // Markers, and batches the codec cannot read, stay as they are.
+            None => None,
+            Some(records) if aborted => {
                 changed = true;
-                return Ok(());
-            } else {
-                changed = true;
-                Some(records.rebuild(&|i| kept[i], new_horizon).map_err(codec_error)?)
+                if !keep_empty {
+                    return Ok(true);
+                }
+                Some(records.rebuild(&|_| false, None).map_err(StorageError::Compaction)?)
+            }
+            Some(records) => {
+                let horizon_passed = records.delete_horizon().is_some_and(|h| job.now_ms >= h);
+                let kept: Vec<bool> = (0..records.record_count())
+                    .map(|i| {
+                        records.key(i).is_some_and(|k| is_latest(k, records.offset(i)))
+                            && !(records.is_tombstone(i) && horizon_passed)
+                    })
+                    .collect();
+                let tombstones = (0..records.record_count()).any(|i| kept[i] && records.is_tombstone(i));
+                let new_horizon = (tombstones && records.delete_horizon().is_none())
+                    .then(|| job.now_ms.saturating_add(job.delete_retention_ms));
+                if tombstones {
+                    let h = new_horizon.or(records.delete_horizon());
+                    *next_horizon = match (*next_horizon, h) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                if kept.iter().all(|&k| k) && new_horizon.is_none() {
+                    None
+                } else if !kept.iter().any(|&k| k) && !keep_empty {
+                    changed = true;
+                    return Ok(true);
+                } else {
+                    changed = true;
+                    Some(records.rebuild(&|i| kept[i], new_horizon).map_err(StorageError::Compaction)?)
+                }
             }
         };
         let bytes = new_bytes.as_deref().unwrap_or(bytes);
         out.write_all(bytes).map_err(io("write cleaned segment"))?;
         written += bytes.len() as u64;
-        Ok(())
+        Ok(true)
     })?;
     if !changed {
         return Ok(None);

@@ -104,6 +104,15 @@ pub struct Reservation {
     pub index_writes: Vec<PendingWrite>,
 }
 
+/// A closed segment compaction may clean.
+pub(crate) struct CleanableSegment {
+    pub base: i64,
+    /// The next segment's base.
+    pub end: i64,
+    pub size: u64,
+    pub max_timestamp: Option<i64>,
+}
+
 /// A fetch read to perform: scan batch headers in `file` from `start` for
 /// the batch holding `offset`, never past `limit`.
 pub struct ReadPlan {
@@ -516,39 +525,42 @@ impl PartitionLog {
     }
 
     /// The closed segments a compaction pass may clean, oldest first: those
-    /// wholly below `bound` (the last stable offset) whose records are all
-    /// older than `min.compaction.lag.ms`, each with its own file handle
-    /// (for the cleaner's thread) and the handle it is known by here.
+    /// wholly below `bound` (the last stable offset) and, past `first_dirty`,
+    /// whose records are no newer than `newest_allowed` (`min.compaction.lag.ms`).
     pub(crate) fn cleanable_segments(
         &self,
         bound: i64,
-        newest_allowed_ms: i64,
-    ) -> Result<Vec<(crate::cleaner::Source, Rc<File>)>, StorageError> {
+        first_dirty: i64,
+        newest_allowed: Option<i64>,
+    ) -> Vec<CleanableSegment> {
         let mut out = Vec::new();
         let bases: Vec<i64> = self.segments.keys().copied().collect();
         for pair in bases.windows(2) {
             let (base, end) = (pair[0], pair[1]);
             let seg = &self.segments[&base];
-            if end > bound
-                || end > self.visible_offset
-                || seg.max_timestamp().is_some_and(|(ts, _)| ts > newest_allowed_ms)
-            {
+            let max_timestamp = seg.max_timestamp().map(|(ts, _)| ts);
+            let too_new = end > first_dirty && newest_allowed.is_some_and(|n| max_timestamp.is_some_and(|ts| ts > n));
+            if end > bound || end > self.visible_offset || too_new {
                 break;
             }
-            if seg.size() == 0 {
-                continue;
+            if seg.size() > 0 {
+                out.push(CleanableSegment { base, end, size: seg.visible_size(), max_timestamp });
             }
-            let path = self.dir.join(crate::segment::file_name(base, "log"));
-            let file = seg.log_file().try_clone().map_err(StorageError::io("reopen segment to clean", &path))?;
-            let source = crate::cleaner::Source { base, path, end, file, size: seg.visible_size() };
-            out.push((source, seg.log_file().clone()));
         }
-        Ok(out)
+        out
     }
 
-    /// The largest record timestamp in the segment at `base`.
-    pub(crate) fn segment_max_timestamp(&self, base: i64) -> Option<i64> {
-        self.segments.get(&base)?.max_timestamp().map(|(ts, _)| ts)
+    /// A cleanable segment's own file handle (for the cleaner's thread) and
+    /// the handle it is known by here.
+    pub(crate) fn clean_source(
+        &self,
+        s: &CleanableSegment,
+    ) -> Result<(crate::cleaner::Source, Rc<File>), StorageError> {
+        let path = self.dir.join(crate::segment::file_name(s.base, "log"));
+        let seg = self.segments.get(&s.base).ok_or(StorageError::Unavailable("segment gone before cleaning"))?;
+        let file = seg.log_file().try_clone().map_err(StorageError::io("reopen segment to clean", &path))?;
+        let source = crate::cleaner::Source { base: s.base, path, end: s.end, file, size: s.size };
+        Ok((source, seg.log_file().clone()))
     }
 
     /// Swaps in a segment rewritten by compaction, if the segment is still

@@ -19,6 +19,7 @@ use crate::batch::{StoredBatch, BATCH_HEADER_LEN};
 use crate::cleaner::{self, CleanStats, RecordCodec};
 use crate::epochs::EpochCache;
 use crate::error::StorageError;
+use crate::log::CleanableSegment;
 use crate::log::{
     read_high_watermark, write_high_watermark, write_recovery_point, AppendInfo, FsyncPolicy, LogConfig, PartitionLog,
     ReadPlan, ReadResult, RecoveryPoint,
@@ -62,6 +63,9 @@ pub struct Partition {
     txnindex_dirty: RefCell<std::collections::BTreeSet<i64>>,
     /// An abort could not be indexed: no more snapshots until restart.
     txnindex_failed: Cell<bool>,
+    /// The directory was removed: a compaction pass finishing late must
+    /// not install its copies there.
+    deleted: Cell<bool>,
 }
 
 /// Kafka's `producer.id.expiration.ms` default: a producer silent this
@@ -111,6 +115,7 @@ impl Partition {
             producers_snapshotted: Cell::new(snapshotted),
             txnindex_dirty: RefCell::default(),
             txnindex_failed: Cell::new(false),
+            deleted: Cell::new(false),
         })
     }
 
@@ -212,6 +217,11 @@ impl Partition {
             let point = RecoveryPoint { offset: point.offset.min(end), clean: false };
             write_recovery_point(&self.dir, point)?;
             self.checkpointed.set(point);
+        }
+        // What is written past `end` from now on has not been cleaned.
+        let cleaned = cleaner::read_checkpoint(&self.dir);
+        if cleaned.cleaned_upto > end {
+            cleaner::write_checkpoint(&self.dir, cleaner::CleanerCheckpoint { cleaned_upto: end, ..cleaned })?;
         }
         self.progress.notify_waiters();
         Ok(end)
@@ -550,36 +560,48 @@ impl Partition {
         &self,
         codec: std::sync::Arc<dyn RecordCodec>,
         now_ms: i64,
+        cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
     ) -> Result<Option<CleanStats>, StorageError> {
         let (job, handles, epoch) = {
             let log = self.log.borrow();
             let Some(c) = log.config().compaction else { return Ok(None) };
-            let bound = self.offsets().last_stable_offset;
-            let segments = log.cleanable_segments(bound, now_ms.saturating_sub(c.min_lag_ms))?;
             let checkpoint = cleaner::read_checkpoint(&self.dir);
-            let total: u64 = segments.iter().map(|(s, _)| s.size).sum();
-            let dirty: Vec<&cleaner::Source> =
-                segments.iter().map(|(s, _)| s).filter(|s| s.end > checkpoint.cleaned_upto).collect();
+            let first_dirty = checkpoint.cleaned_upto;
+            let newest_allowed = (c.min_lag_ms > 0).then(|| now_ms.saturating_sub(c.min_lag_ms));
+            let bound = self.offsets().last_stable_offset;
+            let segments = log.cleanable_segments(bound, first_dirty, newest_allowed);
+            let total: u64 = segments.iter().map(|s| s.size).sum();
+            let dirty: Vec<&CleanableSegment> = segments.iter().filter(|s| s.end > first_dirty).collect();
             let dirty_bytes: u64 = dirty.iter().map(|s| s.size).sum();
-            let overdue = dirty.first().is_some_and(|s| {
-                let newest = log.segment_max_timestamp(s.base).unwrap_or(i64::MAX);
-                newest < now_ms.saturating_sub(c.max_lag_ms)
-            });
+            let overdue = dirty
+                .first()
+                .is_some_and(|s| s.max_timestamp.unwrap_or(i64::MAX) < now_ms.saturating_sub(c.max_lag_ms));
             let horizon_passed = checkpoint.next_horizon.is_some_and(|h| now_ms >= h);
             let ratio_reached = dirty_bytes > 0 && dirty_bytes as f64 >= c.min_cleanable_dirty_ratio * total as f64;
             if total == 0 || !(ratio_reached || overdue || horizon_passed) {
                 return Ok(None);
             }
-            let upto = segments.last().map_or(0, |(s, _)| s.end);
-            let aborted = self.aborted_between(log.log_start_offset(), upto);
-            let (sources, handles): (Vec<_>, Vec<_>) = segments.into_iter().unzip();
+            let upto = segments.last().map_or(0, |s| s.end);
+            let aborted = cleaner::AbortedIndex::new(self.aborted_between(log.log_start_offset(), upto));
+            let producer_last_batches =
+                self.producers.borrow().active().iter().map(|p| (p.producer_id, p.last.base_offset)).collect();
+            let mut sources = Vec::with_capacity(segments.len());
+            let mut handles = Vec::with_capacity(segments.len());
+            for s in &segments {
+                let (source, handle) = log.clean_source(s)?;
+                sources.push(source);
+                handles.push(handle);
+            }
             let job = cleaner::CleanJob {
                 dir: self.dir.clone(),
                 sources,
+                first_dirty,
                 aborted,
+                producer_last_batches,
                 now_ms,
                 delete_retention_ms: c.delete_retention_ms,
                 index_interval: log.config().index_interval_bytes,
+                cancel,
             };
             (job, handles, log.epoch())
         };
@@ -588,6 +610,10 @@ impl Partition {
             .await
             .map_err(|e| StorageError::Compaction(format!("cleaner thread failed: {e}")))??;
         let mut stats = CleanStats::default();
+        if self.deleted.get() {
+            // The directory may hold another log by now: leave it alone.
+            return Ok(None);
+        }
         let mut all_installed = true;
         for r in &output.rewritten {
             let Some(i) = bases.iter().position(|&b| b == r.base) else { continue };
@@ -658,6 +684,7 @@ impl Partition {
 
     /// Removes the partition's files; in-flight operations finish on the open files.
     pub async fn delete(&self) -> Result<(), StorageError> {
+        self.deleted.set(true);
         std::fs::remove_dir_all(&self.dir).map_err(StorageError::io("delete partition dir", &self.dir))
     }
 }

@@ -434,8 +434,16 @@ pub fn write_cleaned_indexes(dir: &Path, base_offset: i64, index_interval: usize
     if scan.valid_end != len {
         return Err(StorageError::InvalidBatch("a rewritten segment does not read back whole"));
     }
+    let mut times = scan.times;
+    // The segment is closed: its largest timestamp goes last in the time
+    // index, as a roll seals it, since a trusted open reads it from there.
+    if let Some((timestamp, offset)) = scan.indexer.max_timestamp {
+        if times.last().is_none_or(|t| timestamp > t.timestamp) {
+            times.push(TimeEntry { timestamp, relative_offset: (offset - base_offset) as u32 });
+        }
+    }
     let offsets = Index::create(&cleaned_path(dir, base_offset, "index"), scan.offsets)?;
-    let times = Index::create(&cleaned_path(dir, base_offset, "timeindex"), scan.times)?;
+    let times = Index::create(&cleaned_path(dir, base_offset, "timeindex"), times)?;
     for (file, ext) in [(offsets.file(), "index"), (times.file(), "timeindex")] {
         file.sync_all().map_err(StorageError::io("fsync cleaned index", cleaned_path(dir, base_offset, ext)))?;
     }
