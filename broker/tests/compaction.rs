@@ -13,6 +13,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use sluice_broker::compaction::KafkaRecords;
+use sluice_broker::txn::markers::Marker;
 use sluice_storage::{Compaction, LogConfig, Partition, RecordCodec, Ring};
 
 fn shard<F: std::future::Future<Output = ()>>(f: impl FnOnce(Rc<Ring>) -> F) {
@@ -38,20 +39,29 @@ fn config() -> LogConfig {
 
 /// One batch of (key, value) records, `None` values being tombstones.
 fn batch(records: &[(String, Option<String>)], codec: Compression) -> Vec<u8> {
+    encoded(records, codec, None)
+}
+
+/// The same, transactional for producer 7 (epoch 0) from sequence `first_seq`.
+fn transactional(records: &[(String, Option<String>)], first_seq: i32) -> Vec<u8> {
+    encoded(records, Compression::None, Some(first_seq))
+}
+
+fn encoded(records: &[(String, Option<String>)], codec: Compression, txn_seq: Option<i32>) -> Vec<u8> {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, (k, v))| Record {
-            transactional: false,
+            transactional: txn_seq.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: if txn_seq.is_some() { 7 } else { -1 },
+            producer_epoch: if txn_seq.is_some() { 0 } else { -1 },
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch where offset - sequence changes.
-            sequence: i as i32,
+            sequence: txn_seq.unwrap_or(0) + i as i32,
             timestamp: 1_000 + i as i64,
             key: Some(Bytes::from(k.clone())),
             value: v.clone().map(Bytes::from),
@@ -206,6 +216,82 @@ fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
         // And appends go on at the same end.
         let info = p.append(batch(&[("key-1".into(), Some("new".into()))], Compression::None)).await.unwrap().0;
         assert_eq!(info.base_offset, end);
+    });
+}
+
+/// Plain records overwriting keys a and b, then filler rolling the segment.
+async fn plain(p: &Partition, round: i32) {
+    let kv = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+    let recs: Vec<_> = (0..10).map(|i| kv(if i % 2 == 0 { "a" } else { "b" }, &format!("plain-{round}-{i}"))).collect();
+    p.append(batch(&recs, Compression::None)).await.unwrap();
+    for j in 0..6 {
+        let filler: Vec<_> = (0..5).map(|i| kv(&format!("f{round}-{j}-{i}"), &"x".repeat(300))).collect();
+        p.append(batch(&filler, Compression::None)).await.unwrap();
+    }
+    let end = p.offsets().log_end_offset;
+    p.set_high_watermark(end);
+}
+
+fn marker(commit: bool) -> Vec<u8> {
+    let m = Marker { producer_id: 7, producer_epoch: 0, coordinator_epoch: 0, commit };
+    sluice_broker::txn::markers::control_batch(m)
+}
+
+/// Every batch header from the log start: (base offset, is control).
+async fn batches(p: &Partition) -> Vec<(i64, bool)> {
+    let mut out = Vec::new();
+    let mut offset = p.offsets().log_start_offset;
+    while offset < p.offsets().log_end_offset {
+        let (read, _) = p.read(offset, 1 << 20, true, i64::MAX).await.unwrap();
+        let mut pos = 0;
+        while pos + 61 <= read.bytes.len() {
+            let h = &read.bytes[pos..];
+            let base = i64::from_be_bytes(h[0..8].try_into().unwrap());
+            out.push((base, i16::from_be_bytes([h[21], h[22]]) & 0x20 != 0));
+            pos += 12 + i32::from_be_bytes(h[8..12].try_into().unwrap()) as usize;
+        }
+        offset = last_batch_end(&read.bytes);
+    }
+    out
+}
+
+#[test]
+fn aborted_data_goes_and_a_marker_goes_once_its_transaction_has_no_data_left() {
+    let dir = tempfile::tempdir().unwrap();
+    shard(|ring| async move {
+        let p = Partition::open(dir.path(), config(), ring.clone()).await.unwrap();
+        let kv = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+        // A committed transaction later overwritten, then an aborted one.
+        p.append(transactional(&[kv("a", "committed"), kv("b", "committed")], 0)).await.unwrap();
+        let commit = p.append(marker(true)).await.unwrap().0.base_offset;
+        p.append(transactional(&[kv("a", "aborted"), kv("b", "aborted")], 2)).await.unwrap();
+        let abort = p.append(marker(false)).await.unwrap().0.base_offset;
+        plain(&p, 0).await;
+        let codec: Arc<dyn RecordCodec> = Arc::new(KafkaRecords);
+        let values =
+            |rs: Vec<(i64, String, Option<String>)>| -> Vec<String> { rs.into_iter().filter_map(|r| r.2).collect() };
+
+        p.clean(codec.clone(), 10_000, Arc::default()).await.unwrap().expect("a pass");
+        let after = values(read_all(&p).await);
+        assert!(!after.iter().any(|v| v == "aborted" || v == "committed"), "{after:?}");
+        let controls: Vec<i64> = batches(&p).await.into_iter().filter(|(_, c)| *c).map(|(o, _)| o).collect();
+        assert_eq!(controls, vec![commit, abort], "markers stay while their transactions' data was there to see");
+
+        // The next passes find the committed transaction empty: its marker
+        // gets a horizon, then goes once the horizon passes. The aborted
+        // transaction's batch stays (empty: the producer's last), and so does its marker.
+        plain(&p, 1).await;
+        p.clean(codec.clone(), 20_000, Arc::default()).await.unwrap().expect("a pass");
+        let later = 20_000 + DELETE_RETENTION_MS + 1;
+        p.clean(codec.clone(), later, Arc::default()).await.unwrap().expect("the horizon makes a pass due");
+        let controls: Vec<i64> = batches(&p).await.into_iter().filter(|(_, c)| *c).map(|(o, _)| o).collect();
+        assert_eq!(controls, vec![abort]);
+        let end = p.offsets().log_end_offset;
+        assert_eq!(p.offsets().last_stable_offset, end, "nothing looks open");
+        drop(p);
+        let p = Partition::open(dir.path(), config(), ring.clone()).await.unwrap();
+        p.set_high_watermark(end);
+        assert_eq!(p.offsets().last_stable_offset, end, "nor after a restart");
     });
 }
 

@@ -1,12 +1,13 @@
 //! Log compaction (`cleanup.policy=compact`): keeps the latest record per
 //! key in closed segments below the last stable offset, as Kafka's cleaner
-//! does. One pass builds a map key → latest offset over the cleanable
-//! segments, then rewrites each of them keeping only records that are the
-//! latest for their key (tombstones until their delete horizon, KIP-534),
-//! dropping the data of aborted transactions and keeping every transaction
-//! marker. Offsets never change: batches keep their first and last offsets,
-//! and each segment keeps its last batch (empty if need be) so segments
-//! still end where the next begins.
+//! does. One pass maps key → latest offset from the first uncleaned offset
+//! on, then rewrites the segments up to where the map ends, keeping a
+//! record unless its key has a later one (tombstones until their delete
+//! horizon, KIP-534), dropping the data of aborted transactions, and
+//! dropping transaction markers once no data of their transaction is left
+//! and their own horizon passed. Offsets never change: batches keep their
+//! first and last offsets, and each segment keeps its last batch (empty if
+//! need be) so segments still end where the next begins.
 //!
 //! The reading and writing happen off the shard thread ([`run`]); only the
 //! final renames and the reopening of rewritten segments happen on it, and
@@ -15,7 +16,7 @@
 //! over it, its old indexes removed first, so a crash at any point leaves
 //! either segment whole (indexes are rebuilt when missing).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -269,9 +270,11 @@ pub(crate) fn run(job: CleanJob, codec: &dyn RecordCodec) -> Result<CleanOutput,
     let upto = if map_end > job.first_dirty { map_end } else { job.sources.last().map_or(0, |s| s.end) };
     let is_latest = |key: &[u8], offset: i64| latest.get(&digest.of(key)).is_none_or(|&m| offset >= m);
     let mut output = CleanOutput { rewritten: Vec::new(), cleaned_upto: map_end, next_horizon: None };
+    let mut txns = Transactions::default();
     for src in job.sources.iter().filter(|s| s.base < upto) {
         let path = segment::cleaned_path(&job.dir, src.base, "log");
-        let written = rewrite(&job, src, &path, codec, &is_latest, &mut output.next_horizon).and_then(|w| {
+        let mut pass = Pass { is_latest: &is_latest, txns: &mut txns, next_horizon: &mut output.next_horizon };
+        let written = rewrite(&job, src, &path, codec, &mut pass).and_then(|w| {
             if w.is_some() {
                 segment::write_cleaned_indexes(&job.dir, src.base, job.index_interval)?;
             }
@@ -295,13 +298,35 @@ pub(crate) fn run(job: CleanJob, codec: &dyn RecordCodec) -> Result<CleanOutput,
 
 /// Writes the cleaned copy of one segment to `path`; `None` if nothing in
 /// it would change (no copy is kept then).
+/// Which producers' transactions still have data in the log, as the
+/// rewrite walks it in offset order: a marker whose transaction has none
+/// left can go once its own delete horizon passes (as in Kafka).
+#[derive(Default)]
+struct Transactions {
+    committed_data: HashSet<i64>,
+    aborted_data: HashSet<i64>,
+}
+
+/// What a rewrite carries from segment to segment.
+struct Pass<'a> {
+    is_latest: &'a dyn Fn(&[u8], i64) -> bool,
+    txns: &'a mut Transactions,
+    next_horizon: &'a mut Option<i64>,
+}
+
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 fn rewrite(
     job: &CleanJob,
     src: &Source,
     path: &Path,
     codec: &dyn RecordCodec,
-    is_latest: &dyn Fn(&[u8], i64) -> bool,
-    next_horizon: &mut Option<i64>,
+    pass: &mut Pass<'_>,
 ) -> Result<Option<u64>, StorageError> {
     let io = |op: &'static str| StorageError::io(op, path);
     let file = File::create(path).map_err(io("create cleaned segment"))?;
@@ -315,10 +340,35 @@ fn rewrite(
         let keep_empty =
             b.next_offset() == src.end || job.producer_last_batches.get(&b.producer_id) == Some(&b.base_offset);
         let aborted = job.aborted.contains(b);
-        let decoded = if b.is_control() { None } else { records(codec, bytes, b) };
+        if b.is_transactional() && !b.is_control() {
+            let seen = if aborted { &mut pass.txns.aborted_data } else { &mut pass.txns.committed_data };
+            seen.insert(b.producer_id);
+        }
+        let marker_removable = b.next_offset() != src.end
+            && b.marker.is_some_and(|m| {
+                let seen = if m.commit { &mut pass.txns.committed_data } else { &mut pass.txns.aborted_data };
+                !seen.remove(&b.producer_id)
+            });
+        let decoded = if b.is_control() && !marker_removable { None } else { records(codec, bytes, b) };
         let new_bytes: Option<Vec<u8>> = match decoded {
-            // Markers, and batches the codec cannot read, stay as they are.
+            // Markers still needed, and batches the codec cannot read, stay as they are.
             None => None,
+            Some(marker) if b.is_control() => match marker.delete_horizon() {
+                Some(h) if job.now_ms >= h => {
+                    changed = true;
+                    return Ok(true);
+                }
+                Some(h) => {
+                    *pass.next_horizon = earliest(*pass.next_horizon, Some(h));
+                    None
+                }
+                None => {
+                    let h = job.now_ms.saturating_add(job.delete_retention_ms);
+                    *pass.next_horizon = earliest(*pass.next_horizon, Some(h));
+                    changed = true;
+                    Some(marker.rebuild(&|_| true, Some(h)).map_err(StorageError::Compaction)?)
+                }
+            },
             Some(records) if aborted => {
                 changed = true;
                 if !keep_empty {
@@ -330,7 +380,7 @@ fn rewrite(
                 let horizon_passed = records.delete_horizon().is_some_and(|h| job.now_ms >= h);
                 let kept: Vec<bool> = (0..records.record_count())
                     .map(|i| {
-                        records.key(i).is_some_and(|k| is_latest(k, records.offset(i)))
+                        records.key(i).is_some_and(|k| (pass.is_latest)(k, records.offset(i)))
                             && !(records.is_tombstone(i) && horizon_passed)
                     })
                     .collect();
@@ -338,11 +388,7 @@ fn rewrite(
                 let new_horizon = (tombstones && records.delete_horizon().is_none())
                     .then(|| job.now_ms.saturating_add(job.delete_retention_ms));
                 if tombstones {
-                    let h = new_horizon.or(records.delete_horizon());
-                    *next_horizon = match (*next_horizon, h) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                    *pass.next_horizon = earliest(*pass.next_horizon, new_horizon.or(records.delete_horizon()));
                 }
                 if kept.iter().all(|&k| k) && new_horizon.is_none() {
                     None

@@ -40,7 +40,7 @@ pub struct Marker {
 /// The control batch: one record whose key is ControlRecordType (version
 /// 0, type 1 COMMIT / 0 ABORT) and whose value is EndTransactionMarker
 /// (version 0, coordinator epoch).
-fn control_batch(m: Marker) -> Vec<u8> {
+pub fn control_batch(m: Marker) -> Vec<u8> {
     let mut key = BytesMut::with_capacity(4);
     key.put_i16(0);
     key.put_i16(i16::from(m.commit));
