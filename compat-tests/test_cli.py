@@ -75,7 +75,7 @@ def test_group_commands_list_describe_seek_and_delete(broker):
     c.commit(asynchronous=False)
     c.close()
 
-    assert ["readers", "0", "Empty"] == sluice(broker, "group", "list").stdout.splitlines()[1].split()[:3]
+    assert ["readers", "0", "Empty", "consumer"] == sluice(broker, "group", "list").stdout.splitlines()[1].split()
     described = sluice(broker, "group", "describe", "readers").stdout
     assert ["events", "0", "10", "10", "0"] in [line.split() for line in described.splitlines()]
 

@@ -469,10 +469,11 @@ impl Group {
     fn complete_join(&mut self) {
         self.generation += 1;
         if self.members.is_empty() {
+            // The protocol type stays (Kafka's initNextGeneration clears
+            // only the protocol): an emptied consumer group is still one.
             self.state = GroupState::Empty;
             self.empty_since_ms = Some(crate::now_ms());
             self.protocol = None;
-            self.protocol_type = None;
             self.leader = None;
             return;
         }
