@@ -625,6 +625,11 @@ impl Partition {
                 all_installed = false;
             }
         }
+        if stats.segments_rewritten > 0 {
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(StorageError::io("fsync partition dir", &self.dir))?;
+        }
         if all_installed {
             let checkpoint =
                 cleaner::CleanerCheckpoint { cleaned_upto: output.cleaned_upto, next_horizon: output.next_horizon };

@@ -452,7 +452,8 @@ pub fn write_cleaned_indexes(dir: &Path, base_offset: i64, index_interval: usize
 
 /// Puts a segment's `.cleaned` files in place of its own: the old indexes
 /// go first, so a crash in between leaves a log without indexes (rebuilt
-/// at open), never a log with another log's indexes.
+/// at open), never a log with another log's indexes. The caller fsyncs the
+/// directory once for all the segments it installs.
 pub fn install_cleaned(dir: &Path, base_offset: i64) -> Result<(), StorageError> {
     for ext in ["index", "timeindex"] {
         let path = dir.join(file_name(base_offset, ext));
@@ -462,7 +463,7 @@ pub fn install_cleaned(dir: &Path, base_offset: i64) -> Result<(), StorageError>
         let (from, to) = (cleaned_path(dir, base_offset, ext), dir.join(file_name(base_offset, ext)));
         std::fs::rename(&from, &to).map_err(StorageError::io("install cleaned segment", &to))?;
     }
-    File::open(dir).and_then(|d| d.sync_all()).map_err(StorageError::io("fsync", dir))
+    Ok(())
 }
 
 /// Walks the log from the start, stopping at the first batch that is cut
