@@ -11,6 +11,7 @@ use sluice_storage::{Compaction, FsyncPolicy, LogConfig};
 enum Kind {
     Long { min: i64 },
     Int { min: i64 },
+    IntRange { min: i64, max: i64 },
     Bool,
     Ratio,
     OneOf(&'static [&'static str]),
@@ -25,7 +26,7 @@ impl Kind {
         match self {
             Kind::Bool => 1,
             Kind::OneOf(_) => 2,
-            Kind::Int { .. } => 3,
+            Kind::Int { .. } | Kind::IntRange { .. } => 3,
             Kind::Long { .. } => 5,
             Kind::Ratio => 6,
             Kind::ListOf(_) | Kind::Text => 7,
@@ -78,11 +79,11 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "delete: old segments are removed by retention.ms / retention.bytes; compact: only the latest record per key is kept; both may be given."),
     def("compression.type", "producer", Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
         Some(("compression.type", "producer")), "Codec batches are stored with; producer keeps the producer's codec."),
-    def("compression.gzip.level", "-1", Kind::Int { min: -1 }, Some(("compression.gzip.level", "-1")),
+    def("compression.gzip.level", "-1", Kind::IntRange { min: -1, max: 9 }, Some(("compression.gzip.level", "-1")),
         "gzip level used when compression.type is gzip."),
-    def("compression.lz4.level", "9", Kind::Int { min: 1 }, Some(("compression.lz4.level", "9")),
+    def("compression.lz4.level", "9", Kind::IntRange { min: 1, max: 17 }, Some(("compression.lz4.level", "9")),
         "lz4 level used when compression.type is lz4."),
-    def("compression.zstd.level", "3", Kind::Int { min: -131072 }, Some(("compression.zstd.level", "3")),
+    def("compression.zstd.level", "3", Kind::IntRange { min: -131072, max: 22 }, Some(("compression.zstd.level", "3")),
         "zstd level used when compression.type is zstd."),
     def("delete.retention.ms", "86400000", Kind::Long { min: 0 }, Some(("log.cleaner.delete.retention.ms", "86400000")),
         "How long a tombstone (null value) stays in a compacted topic after it has been cleaned, so consumers can see the delete."),
@@ -151,14 +152,16 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
         return Err("Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.".into());
     }
     match kind {
-        Kind::Long { min } | Kind::Int { min } => {
+        Kind::Long { min } | Kind::Int { min } | Kind::IntRange { min, .. } => {
             let parsed = match kind {
-                Kind::Int { .. } => value.parse::<i32>().map(i64::from).ok(),
-                _ => value.parse::<i64>().ok(),
+                Kind::Long { .. } => value.parse::<i64>().ok(),
+                _ => value.parse::<i32>().map(i64::from).ok(),
             };
+            let max = if let Kind::IntRange { max, .. } = kind { *max } else { i64::MAX };
             match parsed {
                 None => bad("Not a number of the expected type"),
                 Some(v) if v < *min => bad(&format!("Value must be at least {min}")),
+                Some(v) if v > max => bad(&format!("Value must be no more than {max}")),
                 Some(_) => Ok(()),
             }
         }
@@ -185,6 +188,16 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
             }
         }
         Kind::Text => Ok(()),
+    }
+}
+
+/// A validated value as stored: trimmed, booleans lower-case (Kafka parses
+/// `TRUE` and ` true` alike; the stored form must mean the same everywhere).
+pub fn canonical(name: &str, value: &str) -> String {
+    match definition(name).map(|d| d.kind) {
+        Some(Kind::Bool) => value.trim().to_ascii_lowercase(),
+        Some(Kind::ListOf(_)) => value.split(',').map(str::trim).collect::<Vec<_>>().join(","),
+        _ => value.trim().to_string(),
     }
 }
 
@@ -286,6 +299,9 @@ mod tests {
         assert!(validate("cleanup.policy", "shred").is_err());
         assert!(validate("min.cleanable.dirty.ratio", "1.5").is_err());
         assert!(validate("remote.storage.enable", "true").unwrap_err().contains("Tiered Storage"));
+        assert!(validate("compression.zstd.level", "23").is_err(), "above maximum");
+        assert_eq!(canonical("unclean.leader.election.enable", " TRUE"), "true");
+        assert_eq!(canonical("cleanup.policy", "compact, delete"), "compact,delete");
     }
 
     #[test]

@@ -160,10 +160,8 @@ pub fn validate_produced(records: &[u8], produce_version: i16) -> Result<Validat
     let payload = &records[HEADER_LEN..size];
     let mut body = decompress::reader(h.compression(), payload)
         .map_err(|e| BatchError::Corrupt(format!("cannot decompress records: {e}")))?;
-    let walked = walk_records(&mut body, h.records_count)?;
-    let at = |delta: i64| h.base_timestamp.saturating_add(delta);
-    let timestamps = walked.timestamp_deltas.map(|(lo, hi)| (at(lo), at(hi)));
-    Ok(Validated { header: h, has_null_key: walked.null_key, timestamps })
+    let walked = walk_records(&mut body, h.records_count, h.base_timestamp)?;
+    Ok(Validated { header: h, has_null_key: walked.null_key, timestamps: walked.timestamps })
 }
 
 /// A produced batch that passed validation.
@@ -172,15 +170,16 @@ pub struct Validated {
     pub header: BatchHeader,
     /// Some record has no key (compacted topics refuse those).
     pub has_null_key: bool,
-    /// The smallest and largest record timestamp.
+    /// The smallest and largest record timestamp (records without one,
+    /// -1, left out as Kafka's timestamp checks leave them).
     pub timestamps: Option<(i64, i64)>,
 }
 
 /// What walking a batch's records learned.
 struct Walked {
     null_key: bool,
-    /// The smallest and largest timestamp delta.
-    timestamp_deltas: Option<(i64, i64)>,
+    /// The smallest and largest record timestamp.
+    timestamps: Option<(i64, i64)>,
 }
 
 /// Rewrites a validated batch for `LogAppendTime`: sets the timestamp-type
@@ -212,10 +211,10 @@ pub fn clear_sequence(batch: &mut [u8]) {
 /// offset deltas, key, value, headers), offsets must run 0, 1, 2, ..., and
 /// nothing may follow the last record. Codec failures are CORRUPT_MESSAGE,
 /// malformed records INVALID_RECORD.
-fn walk_records(body: &mut dyn Read, count: i32) -> Result<Walked, BatchError> {
+fn walk_records(body: &mut dyn Read, count: i32, base_timestamp: i64) -> Result<Walked, BatchError> {
     let mut r = io::BufReader::with_capacity(64 * 1024, body);
     let mut null_key = false;
-    let mut deltas: Option<(i64, i64)> = None;
+    let mut timestamps: Option<(i64, i64)> = None;
     for index in 0..i64::from(count) {
         let len = read_varint(&mut r).map_err(|e| record_error(index, e))?;
         if len < 0 {
@@ -225,8 +224,10 @@ fn walk_records(body: &mut dyn Read, count: i32) -> Result<Walked, BatchError> {
         let mut check = |rec: &mut io::Take<&mut io::BufReader<&mut dyn Read>>| -> io::Result<Option<&'static str>> {
             let mut attributes = [0u8; 1];
             rec.read_exact(&mut attributes)?;
-            let delta = read_varint(rec)?;
-            deltas = Some(deltas.map_or((delta, delta), |(lo, hi)| (lo.min(delta), hi.max(delta))));
+            let ts = base_timestamp.saturating_add(read_varint(rec)?);
+            if ts != -1 {
+                timestamps = Some(timestamps.map_or((ts, ts), |(lo, hi)| (lo.min(ts), hi.max(ts))));
+            }
             if read_varint(rec)? != index {
                 return Ok(Some("record offsets within the batch are not consecutive"));
             }
@@ -255,7 +256,7 @@ fn walk_records(body: &mut dyn Read, count: i32) -> Result<Walked, BatchError> {
         }
     }
     match r.read(&mut [0u8; 1]) {
-        Ok(0) => Ok(Walked { null_key, timestamp_deltas: deltas }),
+        Ok(0) => Ok(Walked { null_key, timestamps }),
         Ok(_) => Err(BatchError::Invalid("bytes after the last record".into())),
         Err(e) => Err(record_error(i64::from(count), e)),
     }

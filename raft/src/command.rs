@@ -232,13 +232,12 @@ impl ClusterMetadata {
                 let results = partitions
                     .into_iter()
                     .map(|(topic, index, target)| {
-                        let p = self
-                            .topics
-                            .get_mut(&topic)
-                            .and_then(|t| usize::try_from(index).ok().and_then(|i| t.partitions.get_mut(i)));
+                        let t = self.topics.get_mut(&topic);
+                        let unclean = t.as_ref().is_some_and(|t| t.unclean_election());
+                        let p = t.and_then(|t| usize::try_from(index).ok().and_then(|i| t.partitions.get_mut(i)));
                         let refused = match p {
                             None => Some(ApplyError::UnknownPartition),
-                            Some(p) => reassign(p, target, &registered, &live).err(),
+                            Some(p) => reassign(p, target, &registered, &live, unclean).err(),
                         };
                         (topic, index, refused)
                     })
@@ -402,25 +401,35 @@ impl ClusterMetadata {
 }
 
 /// Starts, replaces or (`None`) cancels a partition's reassignment, as
-/// Kafka's controller does: the partition keeps its original replicas plus
-/// the new ones until the new ones are in the ISR.
+/// Kafka's controller does: the partition keeps its current replicas plus
+/// the target's until every target replica is in the ISR. A new target
+/// counts every current replica (earlier additions included) as removable;
+/// a cancel returns to the replicas before the additions, refused if that
+/// would need an unclean election the topic does not allow.
 fn reassign(
     p: &mut PartitionState,
     target: Option<Vec<i32>>,
     registered: &[i32],
     live: &[i32],
+    unclean: bool,
 ) -> Result<(), ApplyError> {
-    // The replicas before any reassignment began.
-    let original: Vec<i32> = p.replicas.iter().copied().filter(|r| !p.adding.contains(r)).collect();
     let Some(target) = target else {
         if !p.is_reassigning() {
             return Err(ApplyError::NoReassignmentInProgress);
         }
+        let original: Vec<i32> = p.replicas.iter().copied().filter(|r| !p.adding.contains(r)).collect();
+        let isr: Vec<i32> = p.isr.iter().copied().filter(|r| original.contains(r)).collect();
+        let isr = if !isr.is_empty() {
+            isr
+        } else if unclean {
+            original.iter().copied().filter(|r| live.contains(r)).take(1).collect()
+        } else {
+            return Err(ApplyError::InvalidReplicaAssignment(
+                "Unable to revert partition assignment because it would require an unclean leader election.".into(),
+            ));
+        };
         p.replicas = original;
-        p.isr.retain(|r| p.replicas.contains(r));
-        if p.isr.is_empty() {
-            p.isr = p.replicas.iter().copied().take(1).collect();
-        }
+        p.isr = isr;
         p.adding.clear();
         p.removing.clear();
         p.partition_epoch += 1;
@@ -441,10 +450,12 @@ fn reassign(
     if !p.is_reassigning() && target == p.replicas {
         return Ok(());
     }
-    p.adding = target.iter().copied().filter(|r| !original.contains(r)).collect();
-    p.removing = original.iter().copied().filter(|r| !target.contains(r)).collect();
+    let current = p.replicas.clone();
+    p.adding = target.iter().copied().filter(|r| !current.contains(r)).collect();
+    p.removing = current.iter().copied().filter(|r| !target.contains(r)).collect();
+    // Every current replica stays until the move completes, so the ISR
+    // (a subset of them) and the leader stay valid.
     p.replicas = target.iter().chain(&p.removing).copied().collect();
-    p.isr.retain(|r| p.replicas.contains(r));
     p.partition_epoch += 1;
     finish_reassignment(p, live);
     Ok(())
@@ -558,6 +569,38 @@ mod tests {
         assert!(!done.is_reassigning());
         assert_eq!(done.leader, new[0], "leadership leaves the removed replica");
         assert_eq!(done.leader_epoch, p.leader_epoch + 1);
+
+        // A new target while one runs: the current replicas (earlier
+        // additions too) stay until it completes; the leader keeps leading.
+        let mut m2 = cluster(4);
+        create(&mut m2, "u", 1, 1).unwrap();
+        let first = m2.topics["u"].partitions[0].replicas[0];
+        let others: Vec<i32> = (1..=4).filter(|&b| b != first).collect();
+        m2.apply(Command::ReassignPartitions { partitions: vec![("u".into(), 0, Some(vec![others[0], others[1]]))] })
+            .unwrap();
+        let q = m2.topics["u"].partitions[0].clone();
+        let join = Command::AlterIsr {
+            topic: m2.topics["u"].id,
+            partition: 0,
+            leader: first,
+            leader_epoch: q.leader_epoch,
+            partition_epoch: q.partition_epoch,
+            isr: vec![first, others[0]],
+        };
+        m2.apply(join).unwrap();
+        m2.apply(Command::FenceBroker { id: first }).unwrap();
+        assert_eq!(m2.topics["u"].partitions[0].leader, others[0]);
+        let replace = Command::ReassignPartitions { partitions: vec![("u".into(), 0, Some(vec![first, others[2]]))] };
+        m2.apply(replace).unwrap();
+        let r = &m2.topics["u"].partitions[0];
+        assert_eq!((r.leader, r.isr.clone()), (others[0], vec![others[0]]), "leader and ISR untouched");
+        assert!(r.replicas.contains(&others[0]) && r.removing.contains(&others[0]));
+        // Cancelling goes back to the replicas before this target's additions.
+        let cancel = Command::ReassignPartitions { partitions: vec![("u".into(), 0, None)] };
+        m2.apply(cancel).unwrap();
+        let r = &m2.topics["u"].partitions[0];
+        assert_eq!((r.leader, r.replicas.len(), r.is_reassigning()), (others[0], 3, false));
+        assert!(!r.replicas.contains(&others[2]));
 
         // A cancelled reassignment returns to the original replicas.
         assert_eq!(reassign(&mut m, Some(vec![old])), None);

@@ -396,8 +396,10 @@ fn murmur2(data: &[u8]) -> u32 {
     h ^ (h >> 15)
 }
 
-/// Records per produce request.
+/// Records and bytes per produce request at most (well under Kafka's
+/// default max.message.bytes of 1 MiB).
 const PRODUCE_BATCH: usize = 500;
+const PRODUCE_BATCH_BYTES: usize = 256 * 1024;
 
 async fn produce(admin: &mut Admin, topic: &str, key: Option<String>, partition: Option<i32>) -> Result<()> {
     let meta = topic_metadata(admin, topic).await?;
@@ -407,11 +409,19 @@ async fn produce(admin: &mut Admin, topic: &str, key: Option<String>, partition:
     let key = key.map(Bytes::from);
     let mut next_partition = 0;
     let stdin = std::io::stdin();
+    // Typed lines go out one by one; piped input in batches.
+    let interactive = std::io::IsTerminal::is_terminal(&stdin);
     let mut lines = stdin.lock().lines();
     loop {
         let mut values = Vec::new();
-        for line in lines.by_ref().take(PRODUCE_BATCH) {
-            values.push(line.context("reading stdin")?);
+        let mut bytes = 0;
+        for line in lines.by_ref() {
+            let line = line.context("reading stdin")?;
+            bytes += line.len();
+            values.push(line);
+            if interactive || values.len() >= PRODUCE_BATCH || bytes >= PRODUCE_BATCH_BYTES {
+                break;
+            }
         }
         if values.is_empty() {
             return Ok(());
@@ -508,7 +518,11 @@ async fn consume(
             let data = resp.responses.iter().flat_map(|t| &t.partitions).find(|p| p.partition_index == index);
             let Some(data) = data else { bail!("no data for {topic}-{index} in the fetch response") };
             check(data.error_code, None, format!("cannot fetch {topic}-{index} at offset {offset}"))?;
-            let mut bytes = data.records.clone().unwrap_or_default();
+            // A broker may end the data mid-batch (Kafka returns a byte
+            // range): only whole batches are read; the rest comes next time.
+            let all = data.records.clone().unwrap_or_default();
+            let (whole, whole_end) = whole_batches(&all);
+            let mut bytes = all.slice(..whole);
             let before = offset;
             for set in RecordBatchDecoder::decode_all(&mut bytes).context("decoding fetched records")? {
                 for r in set.records.iter().filter(|r| !r.control && r.offset >= offset) {
@@ -518,20 +532,34 @@ async fn consume(
                     writeln!(out, "{}", render(format, topic, index, r)).context("writing stdout")?;
                     left -= 1;
                 }
-                if let Some(last_record) = set.records.iter().map(|r| r.offset).max() {
-                    offset = offset.max(last_record + 1);
-                }
+            }
+            // Past every whole batch, empty ones (compacted away) included.
+            if let Some(end) = whole_end {
+                offset = offset.max(end);
             }
             if offset == before {
-                // Only empty batches (compacted away) or nothing yet: step by their headers.
-                match sluice_storage::end_of_batches(data.records.as_deref().unwrap_or_default()) {
-                    Some(next) if next > offset => offset = next,
-                    _ => break,
-                }
+                break;
             }
         }
     }
     Ok(())
+}
+
+/// The length of the whole batches at the start of `bytes`, and the offset
+/// after the last of them.
+fn whole_batches(bytes: &[u8]) -> (usize, Option<i64>) {
+    let (mut at, mut end) = (0usize, None);
+    while let Some(h) = bytes.get(at..at + 61) {
+        let size = 12 + i32::from_be_bytes([h[8], h[9], h[10], h[11]]).max(0) as usize;
+        if at + size > bytes.len() || size < 61 {
+            break;
+        }
+        let base = i64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
+        let delta = i32::from_be_bytes([h[23], h[24], h[25], h[26]]);
+        end = Some(base.saturating_add(i64::from(delta) + 1));
+        at += size;
+    }
+    (at, end)
 }
 
 fn render(format: &str, topic: &str, partition: i32, r: &Record) -> String {

@@ -309,15 +309,18 @@ async fn apply_one(broker: &Arc<Broker>, c: &Change<'_>, validate_only: bool) ->
     match c.resource_type {
         TOPIC => {
             existing_topic(broker, c.name)?;
-            for (name, value) in &changes {
+            let mut changes = changes;
+            for (name, value) in changes.iter_mut() {
                 match value {
-                    Some(v) => topic_config::validate(name, v),
-                    None if topic_config::definition(name).is_none() => {
-                        Err(format!("Unknown topic config name: {name}"))
+                    Some(v) => {
+                        topic_config::validate(name, v).map_err(|msg| (ResponseError::InvalidConfig, msg))?;
+                        *v = topic_config::canonical(name, v);
                     }
-                    None => Ok(()),
+                    None if topic_config::definition(name).is_none() => {
+                        return Err((ResponseError::InvalidConfig, format!("Unknown topic config name: {name}")));
+                    }
+                    None => {}
                 }
-                .map_err(|msg| (ResponseError::InvalidConfig, msg))?;
             }
             if validate_only {
                 return Ok(());
@@ -332,10 +335,12 @@ async fn apply_one(broker: &Arc<Broker>, c: &Change<'_>, validate_only: bool) ->
         }
         BROKER => {
             this_broker(broker, c.name)?;
-            if changes.is_empty() {
+            // Nothing is set dynamically, so removing a dynamic value is a
+            // no-op (kafka-reassign-partitions clears throttle rates so).
+            let names: Vec<&str> = changes.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.as_str()).collect();
+            if names.is_empty() {
                 return Ok(());
             }
-            let names: Vec<&str> = changes.keys().map(String::as_str).collect();
             Err((
                 ResponseError::InvalidConfig,
                 format!("Cannot update these configs dynamically: {}", names.join(", ")),

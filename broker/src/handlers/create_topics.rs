@@ -98,7 +98,7 @@ async fn create_one(
             return Err((ResponseError::InvalidRequest, msg));
         };
         topic_config::validate(&c.name, value).map_err(|msg| (ResponseError::InvalidConfig, msg))?;
-        configs.insert(c.name.to_string(), value.to_string());
+        configs.insert(c.name.to_string(), topic_config::canonical(&c.name, value));
     }
     if validate_only {
         return Ok(Created { id: uuid::Uuid::nil(), partitions, replication_factor, configs });

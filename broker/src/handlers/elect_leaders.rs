@@ -31,8 +31,26 @@ pub async fn handle(broker: &Arc<Broker>, req: ElectLeadersRequest) -> ElectLead
         ps.dedup();
         ps
     });
-    let outcome = match broker.elect_leaders(partitions.clone(), req.election_type == UNCLEAN).await {
-        Ok(results) => results,
+    // Partitions the metadata does not have are answered here, so the
+    // quorum's log only ever holds real ones.
+    let metadata = broker.metadata();
+    let exists = |(t, p): &(String, i32)| metadata.topics.get(t).is_some_and(|m| m.partition(*p).is_some());
+    let unknown: Vec<(String, i32, Election)> = partitions
+        .iter()
+        .flatten()
+        .filter(|tp| !exists(tp))
+        .map(|(t, p)| (t.clone(), *p, Election::UnknownPartition))
+        .collect();
+    let partitions = partitions.map(|ps| ps.into_iter().filter(|tp| exists(tp)).collect::<Vec<_>>());
+    let elected = match partitions.as_ref().filter(|ps| ps.is_empty()) {
+        Some(_) => Ok(Vec::new()),
+        None => broker.elect_leaders(partitions.clone(), req.election_type == UNCLEAN).await,
+    };
+    let outcome = match elected {
+        Ok(mut results) => {
+            results.extend(unknown);
+            results
+        }
         Err(e) => {
             tracing::warn!(error = %e, "leader election failed");
             let failed =

@@ -31,7 +31,7 @@ pub async fn alter(
 ) -> AlterPartitionReassignmentsResponse {
     let metadata = broker.metadata();
     let mut outcomes: BTreeMap<(String, i32), Outcome> = BTreeMap::new();
-    let mut proposed = Vec::new();
+    let mut proposed: BTreeMap<(String, i32), Option<Vec<i32>>> = BTreeMap::new();
     for t in &req.topics {
         for p in &t.partitions {
             let key = (t.name.to_string(), p.partition_index);
@@ -45,11 +45,19 @@ pub async fn alter(
                     continue;
                 }
             }
-            proposed.push((key.0.clone(), key.1, target));
+            if current.is_none() {
+                // Answered here, so the quorum's log only holds real partitions.
+                let msg = format!("Unable to find partition {}-{}.", key.0, key.1);
+                outcomes.insert(key, Err((ResponseError::UnknownTopicOrPartition, msg)));
+                continue;
+            }
+            proposed.insert(key.clone(), target);
             outcomes.insert(key, Ok(()));
         }
     }
-    match broker.reassign_partitions(proposed).await {
+    let proposed: Vec<_> = proposed.into_iter().map(|((t, p), target)| (t, p, target)).collect();
+    let applied = if proposed.is_empty() { Ok(Vec::new()) } else { broker.reassign_partitions(proposed).await };
+    match applied {
         Ok(results) => {
             for (topic, index, refused) in results {
                 let outcome = match refused {

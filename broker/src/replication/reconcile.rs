@@ -29,6 +29,8 @@ struct ReplicaSpec {
     index: i32,
     state: PartitionState,
     log_config: LogConfig,
+    /// The topic's min.insync.replicas (the transaction coordinator's writes need it).
+    min_isr: usize,
     progress: Arc<Notify>,
 }
 
@@ -63,6 +65,7 @@ pub async fn reconcile(broker: &Arc<Broker>, view: &MetadataView) {
                 index: index as i32,
                 state: state.clone(),
                 log_config: topic.settings.log_config(broker.config.fsync),
+                min_isr: topic.settings.min_insync_replicas,
                 progress,
             });
         }
@@ -121,6 +124,10 @@ async fn apply_on_shard(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, specs: Vec
     let me = broker.node_id();
     let mut leaders = BTreeSet::new();
     for spec in specs {
+        if spec.topic == TXN_TOPIC {
+            // Config changes reach the coordinator's writes at once.
+            ctx.transactions.min_isr.set(spec.min_isr);
+        }
         let replica = match ctx.replica(&spec.tp) {
             Some(r) => {
                 r.log.set_config(spec.log_config);

@@ -90,9 +90,6 @@ pub fn complete_in_background(broker: Arc<Broker>, ctx: Rc<ShardContext>, replic
 /// Replays a `__transaction_state` partition this shard now leads, then
 /// finishes every transaction it left prepared but not completed.
 pub async fn load(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, replica: &Rc<Replica>) {
-    if let Some(topic) = broker.topic(super::TXN_TOPIC) {
-        ctx.transactions.min_isr.set(topic.settings.min_insync_replicas);
-    }
     let replayed = crate::replication::replay_log(replica, |bytes| {
         let (records, next) = super::decode(bytes);
         records.into_iter().for_each(|(id, meta)| ctx.transactions.replay(id, meta));
