@@ -77,6 +77,18 @@ def read_partition(bootstrap, topic, isolation="read_uncommitted", timeout=60):
         c.close()
 
 
+def one_record_per_key(bootstrap, topic, timeout=60):
+    """The partition's records once the cleaner has reached every closed
+    segment (no key twice), or as they are when `timeout` passes."""
+    deadline = time.time() + timeout
+    while True:
+        records = read_partition(bootstrap, topic)
+        keys = [k for _, k, _ in records]
+        if len(keys) == len(set(keys)) or time.time() > deadline:
+            return records
+        time.sleep(0.5)
+
+
 def check_consistent(records):
     """A consistent log: offsets increase, and each key's values appear in
     the order they were written (values are 'key:sequence')."""
@@ -118,14 +130,7 @@ def test_a_compacted_topic_keeps_the_latest_value_per_key_under_concurrent_produ
         for start in range(0, len(written), 20_000):
             produce_all(bootstrap, "changelog", written[start : start + 20_000], **{"linger.ms": 20})
         close_active_segment(bootstrap, "changelog")
-        # Wait for the cleaner to reach every closed segment.
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            final = read_partition(bootstrap, "changelog")
-            keys = [k for _, k, _ in final]
-            if len(keys) == len(set(keys)):
-                break
-            time.sleep(0.5)
+        final = one_record_per_key(bootstrap, "changelog")
     finally:
         done.set()
         t.join()
@@ -168,13 +173,7 @@ def test_compaction_drops_aborted_transactions_and_keeps_committed_ones(cleaner_
             p.commit_transaction(30)
             expected.update({f"k{k}".encode(): f"k{k}:{round}".encode() for k in range(50)})
     close_active_segment(bootstrap, "txn-changelog")
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        uncommitted = read_partition(bootstrap, "txn-changelog")
-        keys = [k for _, k, _ in uncommitted]
-        if len(keys) == len(set(keys)):
-            break
-        time.sleep(0.5)
+    uncommitted = one_record_per_key(bootstrap, "txn-changelog")
     # Aborted records are gone even for read_uncommitted; committed ones stay, latest per key.
     assert {k: v for _, k, v in uncommitted if k != b"roll"} == expected
     committed = read_partition(bootstrap, "txn-changelog", "read_committed")
