@@ -406,6 +406,9 @@ async fn produce(admin: &mut Admin, topic: &str, key: Option<String>, partition:
     let leaders: BTreeMap<i32, i32> =
         meta.topics[0].partitions.iter().map(|p| (p.partition_index, p.leader_id.0)).collect();
     let count = leaders.len() as i32;
+    if count == 0 {
+        bail!("topic '{topic}' has no partitions");
+    }
     let key = key.map(Bytes::from);
     let mut next_partition = 0;
     let stdin = std::io::stdin();
