@@ -420,11 +420,14 @@ impl Broker {
         name: &str,
         replace: bool,
         changes: BTreeMap<String, Option<String>>,
+        expected: BTreeMap<String, Option<String>>,
     ) -> Result<(), BrokerError> {
-        let command = Command::AlterTopicConfigs { name: name.to_string(), replace, changes };
+        let command = Command::AlterTopicConfigs { name: name.to_string(), replace, changes, expected };
         let (outcome, index) = self.quorum.propose(command).await?;
-        outcome?;
+        // Refused or not, this broker's view catches up first (a caller
+        // retrying a stale change recomputes it from there).
         self.wait_reconciled(index).await;
+        outcome?;
         tracing::info!(topic = name, "altered topic configs");
         Ok(())
     }

@@ -85,6 +85,10 @@ pub enum Command {
         name: String,
         replace: bool,
         changes: BTreeMap<String, Option<String>>,
+        /// Overrides the changes were computed from (APPEND/SUBTRACT): if
+        /// any differs now, the command is refused and the proposer retries.
+        #[serde(default)]
+        expected: BTreeMap<String, Option<String>>,
     },
 }
 
@@ -145,6 +149,8 @@ pub enum ApplyError {
     NoReassignmentInProgress,
     #[error("the partition does not exist")]
     UnknownPartition,
+    #[error("config {0} changed while the change was computed")]
+    ConfigChanged(String),
 }
 
 pub type Outcome = Result<Reply, ApplyError>;
@@ -244,8 +250,11 @@ impl ClusterMetadata {
                     .collect();
                 Ok(Reply::Reassignments(results))
             }
-            Command::AlterTopicConfigs { name, replace, changes } => {
+            Command::AlterTopicConfigs { name, replace, changes, expected } => {
                 let topic = self.topics.get_mut(&name).ok_or(ApplyError::UnknownTopic(name))?;
+                if let Some((key, _)) = expected.iter().find(|(k, v)| topic.configs.get(*k) != v.as_ref()) {
+                    return Err(ApplyError::ConfigChanged(key.clone()));
+                }
                 if replace {
                     topic.configs.clear();
                 }
@@ -686,14 +695,28 @@ mod tests {
             name: "t".into(),
             replace,
             changes: changes.iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect(),
+            expected: BTreeMap::new(),
         };
         m.apply(alter(false, &[("retention.ms", Some("1000")), ("segment.ms", Some("5"))])).unwrap();
         m.apply(alter(false, &[("segment.ms", None)])).unwrap();
         assert_eq!(m.topics["t"].configs, BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]));
         m.apply(alter(true, &[("cleanup.policy", Some("compact"))])).unwrap();
         assert_eq!(m.topics["t"].configs, BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]));
-        let unknown = Command::AlterTopicConfigs { name: "x".into(), replace: true, changes: BTreeMap::new() };
+        let unknown = Command::AlterTopicConfigs {
+            name: "x".into(),
+            replace: true,
+            changes: BTreeMap::new(),
+            expected: BTreeMap::new(),
+        };
         assert_eq!(m.apply(unknown), Err(ApplyError::UnknownTopic("x".into())));
+        // An APPEND computed from a value that changed meanwhile is refused.
+        let stale = Command::AlterTopicConfigs {
+            name: "t".into(),
+            replace: false,
+            changes: BTreeMap::from([("cleanup.policy".to_string(), Some("delete,compact".to_string()))]),
+            expected: BTreeMap::from([("cleanup.policy".to_string(), None)]),
+        };
+        assert_eq!(m.apply(stale), Err(ApplyError::ConfigChanged("cleanup.policy".into())));
 
         // Both replicas out of the ISR: offline until unclean election is allowed.
         let p = m.topics["t"].partitions[0].clone();

@@ -151,17 +151,29 @@ fn this_broker(broker: &Broker, name: &str) -> Result<bool, Failure> {
 struct Change<'a> {
     resource_type: i8,
     name: &'a str,
-    /// AlterConfigs: the overrides become exactly the changes.
-    replace: bool,
-    changes: Result<BTreeMap<String, Option<String>>, Failure>,
+    edit: Edit<'a>,
 }
+
+enum Edit<'a> {
+    /// AlterConfigs: the overrides become exactly these.
+    Replace(Result<BTreeMap<String, Option<String>>, Failure>),
+    /// IncrementalAlterConfigs: (name, operation, value), resolved against
+    /// the overrides current when applied.
+    Patch(Vec<(&'a str, i8, Option<&'a str>)>),
+}
+
+/// Config changes to propose, and the overrides they were computed from.
+type Resolved = (BTreeMap<String, Option<String>>, BTreeMap<String, Option<String>>);
+
+/// How often a patch whose overrides changed while it was proposed is
+/// computed again before the change is given up.
+const PATCH_ATTEMPTS: usize = 5;
 
 pub async fn alter(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let changes = req.resources.iter().map(|r| Change {
         resource_type: r.resource_type,
         name: r.resource_name.as_str(),
-        replace: true,
-        changes: replacement(r.configs.iter().map(|c| (c.name.as_str(), c.value.as_deref()))),
+        edit: Edit::Replace(replacement(r.configs.iter().map(|c| (c.name.as_str(), c.value.as_deref())))),
     });
     let responses = apply_all(broker, changes.collect(), req.validate_only)
         .await
@@ -182,20 +194,12 @@ pub async fn incremental_alter(
     broker: &Arc<Broker>,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let changes = req.resources.iter().map(|r| {
-        let ops = r.configs.iter().map(|c| (c.name.as_str(), c.config_operation, c.value.as_deref()));
-        Change {
-            resource_type: r.resource_type,
-            name: r.resource_name.as_str(),
-            replace: false,
-            changes: match r.resource_type {
-                TOPIC => match broker.topic(r.resource_name.as_str()) {
-                    Some(topic) => patch(&topic.meta.configs, ops),
-                    None => patch(&BTreeMap::new(), ops),
-                },
-                _ => patch(&BTreeMap::new(), ops),
-            },
-        }
+    let changes = req.resources.iter().map(|r| Change {
+        resource_type: r.resource_type,
+        name: r.resource_name.as_str(),
+        edit: Edit::Patch(
+            r.configs.iter().map(|c| (c.name.as_str(), c.config_operation, c.value.as_deref())).collect(),
+        ),
     });
     let responses = apply_all(broker, changes.collect(), req.validate_only)
         .await
@@ -236,13 +240,12 @@ fn replacement<'a>(
 }
 
 /// IncrementalAlterConfigs: each operation resolved against the topic's
-/// current overrides into a value to set or an override to remove.
-fn patch<'a>(
-    current: &BTreeMap<String, String>,
-    ops: impl Iterator<Item = (&'a str, i8, Option<&'a str>)>,
-) -> Result<BTreeMap<String, Option<String>>, Failure> {
+/// current overrides into a value to set or an override to remove, with
+/// the overrides APPEND and SUBTRACT read.
+fn patch(current: &BTreeMap<String, String>, ops: &[(&str, i8, Option<&str>)]) -> Result<Resolved, Failure> {
     let mut out = BTreeMap::new();
-    for (name, op, value) in ops {
+    let mut read = BTreeMap::new();
+    for &(name, op, value) in ops {
         if out.contains_key(name) {
             return Err((ResponseError::InvalidRequest, format!("Error due to duplicate config keys: {name}")));
         }
@@ -258,6 +261,7 @@ fn patch<'a>(
                         format!("Config value {what} is not allowed for config key: {name}"),
                     ));
                 };
+                read.insert(name.to_string(), current.get(name).cloned());
                 let now = current.get(name).map_or(def.default, String::as_str);
                 let mut items: Vec<&str> = now.split(',').map(str::trim).filter(|i| !i.is_empty()).collect();
                 for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -278,7 +282,7 @@ fn patch<'a>(
         };
         out.insert(name.to_string(), resolved);
     }
-    Ok(out)
+    Ok((out, read))
 }
 
 /// Validates and applies each resource's change; one result per resource,
@@ -305,35 +309,49 @@ async fn apply_all(
 }
 
 async fn apply_one(broker: &Arc<Broker>, c: &Change<'_>, validate_only: bool) -> Result<(), Failure> {
-    let changes = c.changes.clone()?;
+    let resolve = |current: &BTreeMap<String, String>| -> Result<(bool, Resolved), Failure> {
+        match &c.edit {
+            Edit::Replace(changes) => Ok((true, (changes.clone()?, BTreeMap::new()))),
+            Edit::Patch(ops) => Ok((false, patch(current, ops)?)),
+        }
+    };
     match c.resource_type {
         TOPIC => {
-            existing_topic(broker, c.name)?;
-            let mut changes = changes;
-            for (name, value) in changes.iter_mut() {
-                match value {
-                    Some(v) => {
-                        topic_config::validate(name, v).map_err(|msg| (ResponseError::InvalidConfig, msg))?;
-                        *v = topic_config::canonical(name, v);
+            for attempt in 1..=PATCH_ATTEMPTS {
+                let topic = existing_topic(broker, c.name)?;
+                let (replace, (mut changes, expected)) = resolve(&topic.meta.configs)?;
+                for (name, value) in changes.iter_mut() {
+                    match value {
+                        Some(v) => {
+                            topic_config::validate(name, v).map_err(|msg| (ResponseError::InvalidConfig, msg))?;
+                            *v = topic_config::canonical(name, v);
+                        }
+                        None if topic_config::definition(name).is_none() => {
+                            return Err((ResponseError::InvalidConfig, format!("Unknown topic config name: {name}")));
+                        }
+                        None => {}
                     }
-                    None if topic_config::definition(name).is_none() => {
-                        return Err((ResponseError::InvalidConfig, format!("Unknown topic config name: {name}")));
+                }
+                if validate_only {
+                    return Ok(());
+                }
+                match broker.alter_topic_configs(c.name, replace, changes, expected).await {
+                    Ok(()) => return Ok(()),
+                    Err(BrokerError::Refused(ApplyError::ConfigChanged(_))) if attempt < PATCH_ATTEMPTS => continue,
+                    Err(BrokerError::Refused(ApplyError::UnknownTopic(_))) => {
+                        return Err((
+                            ResponseError::UnknownTopicOrPartition,
+                            format!("Topic {} does not exist.", c.name),
+                        ))
                     }
-                    None => {}
+                    Err(BrokerError::Quorum(e)) => return Err((ResponseError::RequestTimedOut, e.to_string())),
+                    Err(e) => return Err((ResponseError::UnknownServerError, e.to_string())),
                 }
             }
-            if validate_only {
-                return Ok(());
-            }
-            broker.alter_topic_configs(c.name, c.replace, changes).await.map_err(|e| match e {
-                BrokerError::Refused(ApplyError::UnknownTopic(_)) => {
-                    (ResponseError::UnknownTopicOrPartition, format!("Topic {} does not exist.", c.name))
-                }
-                BrokerError::Quorum(e) => (ResponseError::RequestTimedOut, e.to_string()),
-                e => (ResponseError::UnknownServerError, e.to_string()),
-            })
+            Err((ResponseError::UnknownServerError, format!("the configs of {} kept changing", c.name)))
         }
         BROKER => {
+            let (_, (changes, _)) = resolve(&BTreeMap::new())?;
             this_broker(broker, c.name)?;
             // Nothing is set dynamically, so removing a dynamic value is a
             // no-op (kafka-reassign-partitions clears throttle rates so).
