@@ -40,11 +40,15 @@ def describe(bootstrap, resource_type, name):
     return fut.result(timeout=30)
 
 
-def incremental(bootstrap, topic, *ops, validate_only=False):
+def incremental_future(bootstrap, topic, *ops, validate_only=False):
     entries = [ConfigEntry(name, value, incremental_operation=op) for name, op, value in ops]
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=entries)
     (fut,) = admin(bootstrap).incremental_alter_configs([resource], validate_only=validate_only).values()
-    return fut.result(timeout=30)
+    return fut
+
+
+def incremental(bootstrap, topic, *ops, validate_only=False):
+    return incremental_future(bootstrap, topic, *ops, validate_only=validate_only).result(timeout=30)
 
 
 def error_of(fut):
@@ -157,10 +161,7 @@ def test_bad_config_changes_get_kafkas_errors_and_change_nothing(broker):
     create(bootstrap, "guarded")
 
     def alter(*ops, topic="guarded", validate_only=False):
-        entries = [ConfigEntry(name, value, incremental_operation=op) for name, op, value in ops]
-        resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=entries)
-        (fut,) = admin(bootstrap).incremental_alter_configs([resource], validate_only=validate_only).values()
-        return fut
+        return incremental_future(bootstrap, topic, *ops, validate_only=validate_only)
 
     assert error_of(alter(("retention.ms", AlterConfigOpType.SET, "soon"))) == KafkaError.INVALID_CONFIG
     assert error_of(alter(("no.such.config", AlterConfigOpType.SET, "1"))) == KafkaError.INVALID_CONFIG

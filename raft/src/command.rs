@@ -564,15 +564,7 @@ mod tests {
         assert_eq!(p.leader, old, "the old replica leads until the new ones catch up");
 
         // The new replicas catch up: the leader adds them to the ISR, and the move completes.
-        let grow = Command::AlterIsr {
-            topic: m.topics["t"].id,
-            partition: 0,
-            leader: old,
-            leader_epoch: p.leader_epoch,
-            partition_epoch: p.partition_epoch,
-            isr: vec![old, new[0], new[1]],
-        };
-        m.apply(grow).unwrap();
+        m.apply(isr_change(&m, "t", vec![old, new[0], new[1]])).unwrap();
         let done = &m.topics["t"].partitions[0];
         assert_eq!(done.replicas, new);
         assert!(!done.is_reassigning());
@@ -587,16 +579,7 @@ mod tests {
         let others: Vec<i32> = (1..=4).filter(|&b| b != first).collect();
         m2.apply(Command::ReassignPartitions { partitions: vec![("u".into(), 0, Some(vec![others[0], others[1]]))] })
             .unwrap();
-        let q = m2.topics["u"].partitions[0].clone();
-        let join = Command::AlterIsr {
-            topic: m2.topics["u"].id,
-            partition: 0,
-            leader: first,
-            leader_epoch: q.leader_epoch,
-            partition_epoch: q.partition_epoch,
-            isr: vec![first, others[0]],
-        };
-        m2.apply(join).unwrap();
+        m2.apply(isr_change(&m2, "u", vec![first, others[0]])).unwrap();
         m2.apply(Command::FenceBroker { id: first }).unwrap();
         assert_eq!(m2.topics["u"].partitions[0].leader, others[0]);
         let replace = Command::ReassignPartitions { partitions: vec![("u".into(), 0, Some(vec![first, others[2]]))] };
@@ -638,15 +621,7 @@ mod tests {
         assert_eq!(m.topics["t"].partitions[0].leader, other);
         assert_eq!(elect(&mut m, false)[0], Election::PreferredNotAvailable);
         let q = m.topics["t"].partitions[0].clone();
-        let rejoin = Command::AlterIsr {
-            topic: m.topics["t"].id,
-            partition: 0,
-            leader: other,
-            leader_epoch: q.leader_epoch,
-            partition_epoch: q.partition_epoch,
-            isr: vec![other, preferred],
-        };
-        m.apply(rejoin).unwrap();
+        m.apply(isr_change(&m, "t", vec![other, preferred])).unwrap();
         assert_eq!(elect(&mut m, false)[0], Election::Elected);
         let after = &m.topics["t"].partitions[0];
         assert_eq!((after.leader, after.leader_epoch), (preferred, q.leader_epoch + 1));
@@ -674,6 +649,19 @@ mod tests {
             m.apply(register).unwrap();
         }
         m
+    }
+
+    /// The current leader's ISR change for partition 0 of `topic`.
+    fn isr_change(m: &ClusterMetadata, topic: &str, isr: Vec<i32>) -> Command {
+        let (t, p) = (&m.topics[topic], &m.topics[topic].partitions[0]);
+        Command::AlterIsr {
+            topic: t.id,
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr,
+        }
     }
 
     fn create(m: &mut ClusterMetadata, name: &str, partitions: i32, rf: i16) -> Outcome {
