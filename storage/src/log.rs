@@ -491,11 +491,16 @@ impl PartitionLog {
 
     /// Deletes closed segments past `retention.ms` or beyond
     /// `retention.bytes`, oldest first, moving the log start offset with
-    /// them. The active segment is never deleted. Returns how many went.
-    pub fn enforce_retention(&mut self, now_ms: i64) -> usize {
+    /// them. The active segment is never deleted, nor one holding records
+    /// at or above `committed` (the high watermark: as Kafka, only data the
+    /// ISR has may expire). Returns how many went.
+    pub fn enforce_retention(&mut self, now_ms: i64, committed: i64) -> usize {
         let (retention_ms, retention_bytes) = (self.config.retention_ms, self.config.retention_bytes);
         let mut excess = if retention_bytes >= 0 { self.size_bytes() as i64 - retention_bytes } else { 0 };
-        self.delete_segments_while(|seg, _| {
+        self.delete_segments_while(|seg, next_base| {
+            if next_base > committed {
+                return false;
+            }
             let expired = retention_ms >= 0 && seg.max_timestamp().is_some_and(|(ts, _)| now_ms - ts > retention_ms);
             let oversize = excess > 0 && seg.size() as i64 <= excess;
             if oversize || expired {

@@ -641,7 +641,8 @@ impl Partition {
     /// Applies `retention.ms` / `retention.bytes`; returns segments deleted.
     /// Also forgets producers silent for `producer.id.expiration.ms`.
     pub fn enforce_retention(&self, now_ms: i64) -> usize {
-        let deleted = self.log.borrow_mut().enforce_retention(now_ms);
+        let committed = self.offsets().high_watermark;
+        let deleted = self.log.borrow_mut().enforce_retention(now_ms, committed);
         if deleted > 0 {
             let start = self.log.borrow().log_start_offset();
             if let Err(e) = self.forget_below(start) {

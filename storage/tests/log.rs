@@ -202,7 +202,8 @@ fn retention_deletes_whole_old_segments_and_moves_the_log_start() {
         config.retention_ms = 10_000;
         let p = Partition::open(dir.path(), config.clone(), ring.clone()).await.unwrap();
         fill(&p, 40).await; // timestamps 1000..1390, several segments
-                            // Nothing is old enough yet (now = 1200 + 10s keeps batches >= 1200... only the oldest go).
+        p.set_high_watermark(i64::MAX); // all committed: retention may reach the active segment
+                                        // Nothing is old enough yet (now = 1200 + 10s keeps batches >= 1200... only the oldest go).
         assert_eq!(p.enforce_retention(1000 + 10_000), 0);
         let deleted = p.enforce_retention(1150 + 10_000);
         assert!(deleted >= 1, "segments whose newest record is past retention.ms go");
@@ -221,9 +222,35 @@ fn retention_deletes_whole_old_segments_and_moves_the_log_start() {
         config.retention_bytes = 2048;
         let p = Partition::open(dir.path(), config, ring.clone()).await.unwrap();
         fill(&p, 40).await;
+        p.set_high_watermark(i64::MAX);
         p.enforce_retention(0);
         let total: u64 = log_files(dir.path()).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
         assert!(total <= 2048 + 1024, "within retention.bytes plus the active segment: {total}");
+    });
+}
+
+/// Kafka never deletes a segment whose records reach above the high
+/// watermark: followers may still need them, and an acks=all producer
+/// waiting on them would otherwise see the log start (and so the HW) jump.
+#[test]
+fn retention_never_deletes_above_the_high_watermark() {
+    shard(|ring| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = small_segments();
+        config.retention_ms = 10;
+        let p = Partition::open(dir.path(), config, ring.clone()).await.unwrap();
+        fill(&p, 40).await; // offsets 0..120 over several segments
+        assert!(log_files(dir.path()).len() > 3);
+        assert_eq!(p.enforce_retention(i64::MAX / 2), 0, "nothing is committed yet");
+        assert_eq!(p.offsets().log_start_offset, 0);
+        assert_eq!(p.offsets().high_watermark, 0);
+
+        p.set_high_watermark(30);
+        assert!(p.enforce_retention(i64::MAX / 2) > 0);
+        let offsets = p.offsets();
+        assert!(offsets.log_start_offset > 0 && offsets.log_start_offset <= 30, "{offsets:?}");
+        assert_eq!(offsets.high_watermark, 30, "the high watermark did not move with the log start");
+        assert_eq!(base_offset(&read(&p, offsets.log_start_offset, 1, true).await.unwrap()), offsets.log_start_offset);
     });
 }
 
