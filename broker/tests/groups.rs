@@ -201,3 +201,78 @@ fn shutdown_does_not_wait_for_a_pending_rebalance() {
     let (_, resp) = b.recv::<JoinGroupResponse>(9);
     assert_eq!(resp.error_code, E::CoordinatorNotAvailable.code(), "the waiting join is answered, not dropped");
 }
+
+/// A coordinator partition loads in the background: after a restart the
+/// broker serves and applies metadata (a topic created meanwhile is there)
+/// while the group's coordinator still answers COORDINATOR_LOAD_IN_PROGRESS
+/// for a big `__consumer_offsets` log; once loaded, every offset is back.
+#[test]
+fn a_coordinator_partition_loads_without_holding_up_metadata() {
+    const PARTITIONS: i32 = 100;
+    const ROUNDS: i64 = 500;
+    let args = ["--group-initial-rebalance-delay-ms", "0", "--log-cleaner-backoff-ms", "3600000"];
+    let broker = Broker::start(&args);
+    let mut c = broker.connect();
+    create_topics(&mut c, "wide", PARTITIONS);
+    // About 200 MB of commits, each with 4000 bytes of metadata.
+    let metadata = "m".repeat(4000);
+    for round in 0..ROUNDS {
+        let partitions = (0..PARTITIONS)
+            .map(|p| {
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(p)
+                    .with_committed_offset(round)
+                    .with_committed_metadata(Some(s(&metadata)))
+            })
+            .collect();
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(s("big")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s("wide")))
+                .with_partitions(partitions)]);
+        let resp: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &req);
+        assert!(resp.topics[0].partitions.iter().all(|p| p.error_code == 0));
+    }
+    let broker = Broker::start_in(broker.kill9(), &args);
+    let mut c = broker.connect();
+    let fetch = OffsetFetchRequest::default().with_group_id(GroupId(s("big"))).with_topics(None);
+    let loading = |c: &mut common::Client| {
+        let resp: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &fetch);
+        match resp.error_code {
+            0 => Some(resp),
+            e => {
+                assert_eq!(e, E::CoordinatorLoadInProgress.code());
+                None
+            }
+        }
+    };
+    assert!(loading(&mut c).is_none(), "serving while the coordinator loads");
+    create_topics(&mut c, "during", 1);
+    let md = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s("during"))))
+    ]));
+    let resp: MetadataResponse = c.call(ApiKey::Metadata, 12, &md);
+    assert_eq!(resp.topics[0].error_code, 0, "metadata applied meanwhile");
+    assert!(loading(&mut c).is_none(), "the load was still going on");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let loaded = loop {
+        if let Some(resp) = loading(&mut c) {
+            break resp;
+        }
+        assert!(std::time::Instant::now() < deadline, "loaded in time");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let offsets: Vec<i64> = loaded.topics[0].partitions.iter().map(|p| p.committed_offset).collect();
+    assert_eq!(offsets, vec![ROUNDS - 1; PARTITIONS as usize]);
+}
+
+fn create_topics(c: &mut common::Client, name: &str, partitions: i32) {
+    let req = CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+        .with_name(TopicName(s(name)))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)]);
+    let resp: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(resp.topics[0].error_code, 0);
+}

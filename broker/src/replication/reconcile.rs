@@ -152,21 +152,39 @@ async fn apply_on_shard(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, specs: Vec
                 }
             }
         };
+        // Coordinator partitions load in the background: a big log must
+        // not hold up the metadata (leaders, ISRs, topics) behind it.
         match replica.apply_state(me, &spec.state) {
             Ok(Transition::BecameLeader) if spec.topic == OFFSETS_TOPIC => {
+                ctx.coordinator.unload_partition(spec.index);
                 ctx.coordinator.loading.set(spec.index, true);
-                load_groups(ctx, &replica).await;
-                ctx.coordinator.loading.set(spec.index, false);
+                let (ctx, replica) = (ctx.clone(), replica.clone());
+                tokio::task::spawn_local(async move {
+                    let epoch = replica.leader_epoch();
+                    if load_groups(&ctx, &replica, epoch).await {
+                        ctx.coordinator.loading.set(replica.index, false);
+                    }
+                });
             }
             Ok(Transition::LostLeadership) if spec.topic == OFFSETS_TOPIC => {
-                ctx.coordinator.unload_partition(spec.index)
+                ctx.coordinator.unload_partition(spec.index);
+                ctx.coordinator.loading.set(spec.index, false);
             }
             Ok(Transition::BecameLeader) if spec.topic == TXN_TOPIC => {
+                ctx.transactions.unload_partition(spec.index);
                 ctx.transactions.loading.set(spec.index, true);
-                crate::txn::driver::load(broker, ctx, &replica).await;
+                let (broker, ctx, replica) = (broker.clone(), ctx.clone(), replica.clone());
+                tokio::task::spawn_local(async move {
+                    let epoch = replica.leader_epoch();
+                    if crate::txn::driver::load(&broker, &ctx, &replica, epoch).await {
+                        ctx.transactions.loading.set(replica.index, false);
+                    }
+                });
+            }
+            Ok(Transition::LostLeadership) if spec.topic == TXN_TOPIC => {
+                ctx.transactions.unload_partition(spec.index);
                 ctx.transactions.loading.set(spec.index, false);
             }
-            Ok(Transition::LostLeadership) if spec.topic == TXN_TOPIC => ctx.transactions.unload_partition(spec.index),
             Ok(_) => {}
             Err(e) => tracing::error!(topic = %spec.topic, partition = spec.index, error = %e, "cannot take up role"),
         }
@@ -206,33 +224,45 @@ fn claim_partition_dir(dir: &Path, topic_id: Uuid) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Replays a `__consumer_offsets` partition this shard now leads into its
-/// coordinator, so committed offsets survive restarts and failovers.
-async fn load_groups(ctx: &ShardContext, replica: &Replica) {
-    let replayed = replay_log(replica, |bytes| {
+/// Replays a `__consumer_offsets` partition this shard leads in
+/// `leader_epoch` into its coordinator, so committed offsets survive
+/// restarts and failovers. Whether it loaded whole while still leading.
+async fn load_groups(ctx: &ShardContext, replica: &Replica, leader_epoch: i32) -> bool {
+    let replayed = replay_log(replica, leader_epoch, |bytes| {
         let (records, next) = crate::group::decode_batch(bytes);
         records.into_iter().for_each(|r| ctx.coordinator.replay(replica.index, r));
         next
     });
-    if let Err(e) = replayed.await {
-        tracing::error!(partition = replica.index, error = %e, "cannot load committed offsets");
+    match replayed.await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::error!(partition = replica.index, error = %e, "cannot load committed offsets");
+            false
+        }
     }
 }
 
 /// Reads a replica's whole log in order, handing each read to `apply`,
-/// which returns the offset after the last whole batch it took.
+/// which returns the offset after the last whole batch it took. Stops as
+/// soon as the replica no longer leads in `leader_epoch` (the state it
+/// loaded into was dropped, or a newer load started): `Ok(false)`.
 pub(crate) async fn replay_log(
     replica: &Replica,
+    leader_epoch: i32,
     mut apply: impl FnMut(Bytes) -> Option<i64>,
-) -> Result<(), sluice_storage::StorageError> {
+) -> Result<bool, sluice_storage::StorageError> {
     let log = &replica.log;
+    let leading = || replica.is_leader() && replica.leader_epoch() == leader_epoch;
     let mut offset = log.offsets().log_start_offset;
     while offset < log.offsets().log_end_offset {
         let (read, _) = log.read(offset, 1 << 20, true, i64::MAX).await?;
+        if !leading() {
+            return Ok(false);
+        }
         match apply(Bytes::from(read.bytes)) {
             Some(next) if next > offset => offset = next,
             _ => break,
         }
     }
-    Ok(())
+    Ok(leading())
 }

@@ -87,23 +87,29 @@ pub fn complete_in_background(broker: Arc<Broker>, ctx: Rc<ShardContext>, replic
     });
 }
 
-/// Replays a `__transaction_state` partition this shard now leads, then
-/// finishes every transaction it left prepared but not completed.
-pub async fn load(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, replica: &Rc<Replica>) {
-    let replayed = crate::replication::replay_log(replica, |bytes| {
+/// Replays a `__transaction_state` partition this shard leads in
+/// `leader_epoch`, then finishes every transaction it left prepared but not
+/// completed. Whether it loaded whole while still leading.
+pub async fn load(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, replica: &Rc<Replica>, leader_epoch: i32) -> bool {
+    let replayed = crate::replication::replay_log(replica, leader_epoch, |bytes| {
         let (records, next) = super::decode(bytes);
         records.into_iter().for_each(|(id, meta)| ctx.transactions.replay(id, meta));
         next
     });
-    if let Err(e) = replayed.await {
-        tracing::error!(partition = replica.index, error = %e, "cannot load transaction state");
-        return;
+    match replayed.await {
+        Ok(true) => {}
+        Ok(false) => return false,
+        Err(e) => {
+            tracing::error!(partition = replica.index, error = %e, "cannot load transaction state");
+            return false;
+        }
     }
     for (id, meta) in ctx.transactions.all() {
         if super::partition_for(&id) == replica.index && meta.state.is_preparing() {
             complete_in_background(broker.clone(), ctx.clone(), replica.clone(), id);
         }
     }
+    true
 }
 
 /// Aborts transactions open longer than their timeout, fencing their
