@@ -157,6 +157,14 @@ impl Broker {
         self.config.node_id
     }
 
+    /// This broker's epoch (KIP-903), once the metadata holds its
+    /// registration from this data directory.
+    pub fn registered_epoch(&self) -> Option<i64> {
+        let metadata = self.metadata();
+        let me = metadata.brokers.get(&self.config.node_id)?;
+        (me.incarnation == self.incarnation).then_some(me.epoch)
+    }
+
     /// The latest applied cluster metadata.
     pub fn metadata(&self) -> Arc<ClusterMetadata> {
         self.quorum.current().metadata
@@ -199,6 +207,16 @@ impl Broker {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Runs a metadata change on the control runtime; the handle gives
+    /// its outcome to a shard thread that wants it.
+    pub fn propose_with_answer(
+        self: &Arc<Self>,
+        command: Command,
+    ) -> tokio::task::JoinHandle<Result<(sluice_raft::Outcome, u64), QuorumError>> {
+        let broker = self.clone();
+        self.control.spawn(async move { broker.quorum.propose(command).await })
     }
 
     /// Runs a metadata change from a shard thread without waiting for it.

@@ -316,6 +316,28 @@ fn fetch_long_poll_wakes_on_append() {
     assert_eq!(resp.responses[0].partitions[0].error_code, ResponseError::OffsetOutOfRange.code());
 }
 
+/// A fetch with a broker's replica id from a broker that is not a replica
+/// reads nothing (before, it read up to the log end, past the HW): Kafka
+/// answers UNKNOWN_LEADER_EPOCH when the fetch names the leader epoch and
+/// NOT_LEADER_OR_FOLLOWER when it does not.
+#[test]
+fn a_fetch_from_a_broker_that_is_no_replica_reads_nothing() {
+    let broker = Broker::start(&[]);
+    let mut c = broker.connect();
+    create_topic(&mut c, "nr", &[]);
+    assert_eq!(produce_error(&mut c, "nr", batch(&[b"a", b"b"])), 0);
+    for (leader_epoch, expected) in [(0, ResponseError::UnknownLeaderEpoch), (-1, ResponseError::NotLeaderOrFollower)] {
+        let mut req = fetch_request("nr", 0, 0).with_replica_id(BrokerId(7));
+        req.topics[0].partitions[0].current_leader_epoch = leader_epoch;
+        let resp: FetchResponse = c.call(ApiKey::Fetch, 12, &req);
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.error_code, expected.code(), "leader epoch {leader_epoch}");
+        assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+    }
+    let resp: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch_request("nr", 0, 0));
+    assert_eq!(resp.responses[0].partitions[0].error_code, 0, "consumers still read");
+}
+
 #[test]
 fn metadata_auto_creates_only_when_enabled_and_names_are_valid() {
     let broker = Broker::start(&["--auto-create-topics", "false"]);

@@ -59,6 +59,11 @@ pub enum Command {
         leader_epoch: i32,
         partition_epoch: i32,
         isr: Vec<i32>,
+        /// The broker epoch each joining member fetched with (KIP-903): a
+        /// joiner registered again since is another incarnation, whose
+        /// log the leader has not seen. Missing in entries written before.
+        #[serde(default)]
+        joiner_epochs: BTreeMap<i32, i64>,
     },
     /// A broker needs producer ids: hands it the next block.
     AllocateProducerIds {
@@ -143,6 +148,9 @@ pub enum ApplyError {
     FencedLeaderEpoch,
     #[error("{0}")]
     InvalidIsr(String),
+    /// An ISR joiner's broker epoch is not its current registration's.
+    #[error("broker {0} registered again since the leader saw it fetch")]
+    IneligibleReplica(i32),
     #[error("every producer id has been handed out")]
     ProducerIdsExhausted,
     #[error("no reassignment is in progress for the partition")]
@@ -169,7 +177,9 @@ impl ClusterMetadata {
             }
             Command::RegisterBroker { id, host, port, rack, incarnation } => {
                 let lost_logs = self.brokers.get(&id).is_some_and(|b| b.incarnation != incarnation);
-                self.brokers.insert(id, BrokerInfo { id, host, port, rack, incarnation, fenced: false });
+                // Every registration is a new broker epoch (Kafka's, KIP-903).
+                let epoch = self.brokers.get(&id).map_or(1, |b| b.epoch + 1);
+                self.brokers.insert(id, BrokerInfo { id, host, port, rack, incarnation, epoch, fenced: false });
                 if lost_logs {
                     // Its replicas are empty now: it must not be trusted as
                     // in sync, not even as the last ISR member, nor lead.
@@ -336,7 +346,7 @@ impl ClusterMetadata {
             Command::DeleteTopic { name } => {
                 self.topics.remove(&name).map(Reply::Topic).ok_or(ApplyError::UnknownTopic(name))
             }
-            Command::AlterIsr { topic, partition, leader, leader_epoch, partition_epoch, isr } => {
+            Command::AlterIsr { topic, partition, leader, leader_epoch, partition_epoch, isr, joiner_epochs } => {
                 let live: Vec<i32> = self.live_brokers().map(|b| b.id).collect();
                 let t = self.topics.values_mut().find(|t| t.id == topic);
                 let t = t.ok_or_else(|| ApplyError::UnknownTopic(topic.to_string()))?;
@@ -350,6 +360,10 @@ impl ClusterMetadata {
                 }
                 if isr.iter().any(|r| !p.isr.contains(r) && !live.contains(r)) {
                     return Err(ApplyError::InvalidIsr("a fenced broker cannot join the ISR".into()));
+                }
+                let registered = |r: &i32| self.brokers.get(r).map(|b| b.epoch);
+                if let Some((&r, _)) = joiner_epochs.iter().find(|&(r, &e)| registered(r) != Some(e)) {
+                    return Err(ApplyError::IneligibleReplica(r));
                 }
                 p.isr = isr;
                 p.partition_epoch += 1;
@@ -661,6 +675,7 @@ mod tests {
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch,
             isr,
+            joiner_epochs: BTreeMap::new(),
         }
     }
 
@@ -772,6 +787,7 @@ mod tests {
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch,
             isr: vec![p.leader],
+            joiner_epochs: BTreeMap::new(),
         };
         assert!(matches!(m.apply(shrink.clone()), Ok(Reply::Partition(s)) if s.isr == vec![p.leader]));
         assert_eq!(m.apply(shrink), Err(ApplyError::FencedLeaderEpoch), "stale partition epoch");
@@ -784,8 +800,42 @@ mod tests {
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch + 1,
             isr: vec![p.leader, other],
+            joiner_epochs: BTreeMap::new(),
         };
         assert!(matches!(m.apply(expand), Err(ApplyError::InvalidIsr(_))));
+    }
+
+    /// KIP-903: the leader saw broker 2 fetch, then broker 2 came back with
+    /// an empty disk (not in the ISR, so no partition epoch moved): the
+    /// join the leader proposed from what it saw must not be committed.
+    #[test]
+    fn a_joiner_registered_again_since_its_fetch_is_ineligible() {
+        let mut m = cluster(3);
+        create(&mut m, "t", 1, 3).unwrap();
+        let p = m.topics["t"].partitions[0].clone();
+        let joiner = p.replicas.iter().copied().find(|&r| r != p.leader).unwrap();
+        m.apply(isr_change(&m, "t", p.isr.iter().copied().filter(|&r| r != joiner).collect())).unwrap();
+        let seen_epoch = m.brokers[&joiner].epoch;
+        let mut join = isr_change(&m, "t", p.isr.clone());
+        let Command::AlterIsr { joiner_epochs, .. } = &mut join else { unreachable!() };
+        joiner_epochs.insert(joiner, seen_epoch);
+
+        let wiped = Command::RegisterBroker {
+            id: joiner,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+            incarnation: Uuid::new_v4(),
+        };
+        m.apply(wiped).unwrap();
+        assert_eq!(m.brokers[&joiner].epoch, seen_epoch + 1, "a new broker epoch");
+        assert_eq!(m.apply(join.clone()), Err(ApplyError::IneligibleReplica(joiner)));
+        assert!(!m.topics["t"].partitions[0].isr.contains(&joiner));
+
+        // Fetching again in its new epoch, it may join.
+        let Command::AlterIsr { joiner_epochs, .. } = &mut join else { unreachable!() };
+        joiner_epochs.insert(joiner, seen_epoch + 1);
+        assert!(matches!(m.apply(join), Ok(Reply::Partition(s)) if s.isr.contains(&joiner)));
     }
 
     #[test]

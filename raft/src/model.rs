@@ -81,6 +81,10 @@ pub struct BrokerInfo {
     /// Identifies the broker's data directory: a broker coming back with a
     /// different one lost its logs and is no longer in any ISR.
     pub incarnation: Uuid,
+    /// Bumped by every registration (Kafka's broker epoch): fetches and ISR
+    /// changes carry it, so a broker's earlier incarnation is told apart.
+    #[serde(default)]
+    pub epoch: i64,
     /// Fenced brokers missed their heartbeats: they lead nothing and are
     /// not in any ISR until they are heard from again.
     pub fenced: bool,

@@ -13,6 +13,7 @@
 //! its session cache is full.
 
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -54,8 +55,13 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16, shutd
         .flat_map(|(topic, t)| t.partitions.iter().filter_map(|p| topic.appended(p.partition).cloned()))
         .collect();
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
-    let replica_id = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
-    let follower = (replica_id >= 0).then_some(replica_id);
+    // From v15 a follower also says which registration of it is fetching (KIP-903).
+    let (replica_id, broker_epoch) = if version >= 15 {
+        (req.replica_state.replica_id.0, req.replica_state.replica_epoch)
+    } else {
+        (req.replica_id.0, -1)
+    };
+    let follower = (replica_id >= 0).then_some(Follower { id: replica_id, broker_epoch });
     loop {
         // Register interest before reading so an append between the read
         // and the wait still wakes us.
@@ -93,7 +99,7 @@ async fn read_once(
     topics: &[(Option<Arc<Topic>>, &FetchTopic)],
     req: &FetchRequest,
     version: i16,
-    follower: Option<i32>,
+    follower: Option<Follower>,
 ) -> (Vec<FetchableTopicResponse>, i64, bool) {
     let mut remaining = if req.max_bytes > 0 { i64::from(req.max_bytes).min(FETCH_MAX_BYTES) } else { FETCH_MAX_BYTES };
     let mut total = 0i64;
@@ -128,7 +134,7 @@ async fn read_once(
             let (min_one, client_epoch) = (first_data, fp.current_leader_epoch);
             let position = Position { offset: fp.fetch_offset, last_fetched_epoch: fp.last_fetched_epoch };
             let reader = match follower {
-                Some(id) => Reader::Follower(id),
+                Some(f) => Reader::Follower(f),
                 None if read_committed => Reader::ReadCommitted,
                 None => Reader::Consumer,
             };
@@ -198,10 +204,17 @@ async fn read_once(
     (responses, total, any_error)
 }
 
+/// A fetching replica: its broker id and broker epoch (-1: not sent).
+#[derive(Clone, Copy)]
+struct Follower {
+    id: i32,
+    broker_epoch: i64,
+}
+
 /// Who is fetching, which decides how far it may read.
 #[derive(Clone, Copy)]
 enum Reader {
-    Follower(i32),
+    Follower(Follower),
     Consumer,
     ReadCommitted,
 }
@@ -218,7 +231,7 @@ struct Position {
 /// to the log end, recording its progress.
 async fn read_partition(
     broker: &Arc<Broker>,
-    replica: &Replica,
+    replica: &Rc<Replica>,
     reader: Reader,
     position: Position,
     limit: usize,
@@ -227,6 +240,24 @@ async fn read_partition(
 ) -> Read {
     if let Err(e) = replica.check_leader(client_epoch) {
         return Read::Refused(e);
+    }
+    if let Reader::Follower(Follower { id, broker_epoch }) = reader {
+        let registered = broker.metadata().brokers.get(&id).map(|b| b.epoch);
+        if broker_epoch >= 0 && registered.is_some_and(|e| e > broker_epoch) {
+            // An earlier incarnation of that broker, registered again since.
+            return Read::Refused(ResponseError::NotLeaderOrFollower);
+        }
+        if !replica.has_follower(id) {
+            // Not a replica: it reads nothing, least of all past the HW.
+            // Kafka answers UNKNOWN_LEADER_EPOCH (it may be a replica being
+            // added that this leader has not heard of yet) or, to a fetch
+            // naming no epoch, NOT_LEADER_OR_FOLLOWER.
+            return Read::Refused(if client_epoch >= 0 {
+                ResponseError::UnknownLeaderEpoch
+            } else {
+                ResponseError::NotLeaderOrFollower
+            });
+        }
     }
     let offset = position.offset;
     let upto = match reader {
@@ -239,12 +270,13 @@ async fn read_partition(
                 aborted: Vec::new(),
             };
         }
-        Reader::Follower(id) => {
-            if let Some(isr) = replica.record_follower_fetch(id, offset, broker.metadata().is_live(id)) {
+        Reader::Follower(Follower { id, broker_epoch }) => {
+            let metadata = broker.metadata();
+            let registration = metadata.brokers.get(&id).filter(|b| !b.fenced).map(|b| b.epoch);
+            if let Some(isr) = replica.record_follower_fetch(id, offset, broker_epoch, registration) {
                 tracing::info!(topic = %replica.topic, partition = replica.index, ?isr, "follower caught up: expanding the ISR");
-                let topic = broker.topic(&replica.topic).map(|t| t.meta.id);
-                if let Some(command) = topic.and_then(|t| replica.isr_change(broker.node_id(), t, isr)) {
-                    broker.propose_in_background(command);
+                if let Some(topic) = broker.topic(&replica.topic) {
+                    crate::replication::propose_isr_change(broker, replica, topic.meta.id, isr);
                 }
             }
             i64::MAX

@@ -42,6 +42,20 @@ pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16)
                 .run_on_partition(tp, move |replica| async move {
                     replica.check_leader(client_epoch).map_err(Lookup::Kafka)?;
                     let found = lookup(&replica.log, target, read_committed).await.map_err(Lookup::Storage)?;
+                    // A new leader whose high watermark has not yet reached
+                    // the start of its epoch may know less than its
+                    // predecessor told clients: as Kafka, it does not answer
+                    // the latest offset, nor a lookup that finds nothing below it.
+                    let beyond_readable =
+                        target != EARLIEST && target != EARLIEST_LOCAL && (target == LATEST || found.is_none());
+                    if beyond_readable && replica.high_watermark_behind_epoch_start() {
+                        let lagging = if version >= 5 {
+                            ResponseError::OffsetNotAvailable
+                        } else {
+                            ResponseError::LeaderNotAvailable
+                        };
+                        return Err(Lookup::Kafka(lagging));
+                    }
                     Ok((found, replica.leader_epoch()))
                 })
                 .await;

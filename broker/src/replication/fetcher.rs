@@ -11,19 +11,21 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_storage::{StoredBatch, BATCH_HEADER_LEN};
+use uuid::Uuid;
 
 use super::replica::{Replica, Role};
 use crate::broker::Broker;
 use crate::kafka_client::{ClientError, KafkaConnection};
 use crate::shard::ShardContext;
 
-const FETCH_VERSION: i16 = 12;
+/// v15: the request names this broker's registration (KIP-903); topics go by id.
+const FETCH_VERSION: i16 = 15;
 const OFFSET_FOR_EPOCH_VERSION: i16 = 3;
 /// Kafka's replica.fetch.wait.max.ms.
 const FETCH_MAX_WAIT_MS: i32 = 500;
@@ -197,6 +199,12 @@ async fn fetch_once(
     followed: &HashMap<(String, i32), Rc<Replica>>,
     paused: &mut HashMap<(String, i32), Instant>,
 ) -> Result<(), ClientError> {
+    let Some(broker_epoch) = broker.registered_epoch() else {
+        // Not registered in this incarnation yet: a fetch now would speak
+        // for an earlier one.
+        broker.shutdown.tick(RETRY).await;
+        return Ok(());
+    };
     let now = Instant::now();
     paused.retain(|_, until| *until > now);
     let mut sent: HashMap<(String, i32), i32> = HashMap::new();
@@ -223,20 +231,24 @@ async fn fetch_once(
         broker.shutdown.tick(Duration::from_millis(100)).await;
         return Ok(());
     }
+    let mut names: HashMap<Uuid, String> = HashMap::new();
+    let topics = topics
+        .into_iter()
+        .filter_map(|(name, parts)| {
+            let id = broker.topic(&name)?.meta.id;
+            names.insert(id, name);
+            Some(FetchTopic::default().with_topic_id(id).with_partitions(parts))
+        })
+        .collect();
     let request = FetchRequest::default()
-        .with_replica_id(BrokerId(broker.node_id()))
+        .with_replica_state(
+            ReplicaState::default().with_replica_id(BrokerId(broker.node_id())).with_replica_epoch(broker_epoch),
+        )
         .with_max_wait_ms(FETCH_MAX_WAIT_MS)
         .with_min_bytes(1)
         .with_max_bytes(RESPONSE_MAX_BYTES)
         .with_session_epoch(-1)
-        .with_topics(
-            topics
-                .into_iter()
-                .map(|(t, parts)| {
-                    FetchTopic::default().with_topic(TopicName(StrBytes::from_string(t))).with_partitions(parts)
-                })
-                .collect(),
-        );
+        .with_topics(topics);
     let response = conn.call("Fetch", &request, FETCH_VERSION, CALL_TIMEOUT).await?;
     if response.error_code != 0 {
         tracing::debug!(leader, code = response.error_code, "replica fetch refused");
@@ -244,8 +256,9 @@ async fn fetch_once(
         return Ok(());
     }
     for topic in response.responses {
+        let Some(name) = names.get(&topic.topic_id) else { continue };
         for p in topic.partitions {
-            let key = (topic.topic.0.to_string(), p.partition_index);
+            let key = (name.clone(), p.partition_index);
             let (Some(replica), Some(&epoch)) = (followed.get(&key), sent.get(&key)) else { continue };
             if !replica.follows(leader, epoch) {
                 continue; // it became leader (or follows another) meanwhile

@@ -27,13 +27,15 @@ struct Progress {
     last_fetch_at: Instant,
     /// The leader's log end at that fetch.
     leader_end_at_last_fetch: i64,
+    /// The broker epoch it last fetched with (-1: not sent).
+    broker_epoch: i64,
 }
 
 impl Progress {
     /// A follower not heard from yet in this epoch, the leader's log ending at `end`.
     fn new(end: i64) -> Self {
         let now = Instant::now();
-        Self { log_end: -1, caught_up_at: now, last_fetch_at: now, leader_end_at_last_fetch: end }
+        Self { log_end: -1, caught_up_at: now, last_fetch_at: now, leader_end_at_last_fetch: end, broker_epoch: -1 }
     }
 }
 
@@ -46,12 +48,37 @@ pub struct Leadership {
     /// Where this epoch's data starts: followers must reach it to join the ISR.
     epoch_start: i64,
     followers: HashMap<i32, Progress>,
-    /// When an ISR change was last proposed (not re-proposed for a while).
-    isr_change_sent: Option<Instant>,
-    /// A follower whose joining the ISR was proposed: it counts for the
-    /// high watermark at once (Kafka's "maximal ISR"), since the
-    /// controller may commit the change before this leader hears of it.
-    joining: Option<i32>,
+    /// An ISR change sent to the controller and not yet seen applied.
+    pending_isr: Option<PendingIsr>,
+}
+
+/// An ISR change in flight (Kafka's pending partition state). Until the
+/// metadata shows its outcome, the high watermark counts every member of
+/// both the committed and the proposed ISR (Kafka's "maximal ISR"): the
+/// controller may commit the change before this leader hears of it, so a
+/// joiner must have everything below the HW from the moment it is proposed.
+#[derive(Debug, Clone)]
+struct PendingIsr {
+    proposed: Vec<i32>,
+    /// The partition epoch it was based on.
+    partition_epoch: i32,
+    sent_at: Instant,
+    /// The controller decided it (committed it, or refused it as based on
+    /// an old partition epoch): only new metadata ends the wait, and it is
+    /// not sent again.
+    decided: bool,
+}
+
+/// The controller's answer to an ISR change, as the proposer saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsrAnswer {
+    /// Committed, or refused because the partition moved on: new metadata follows.
+    Decided,
+    /// Refused at the partition epoch it was based on (Kafka's
+    /// INELIGIBLE_REPLICA): it was never applied, the committed ISR stands.
+    Refused,
+    /// No answer (no controller, a timeout): it may have been applied.
+    Unknown,
 }
 
 #[derive(Debug, Clone)]
@@ -98,8 +125,26 @@ pub struct Replica {
     progress: Arc<Notify>,
 }
 
-/// How long an ISR change proposal is awaited before it may be sent again.
+/// How long an unanswered ISR change is awaited before it is sent again.
 const ISR_CHANGE_RETRY: Duration = Duration::from_secs(5);
+
+impl Leadership {
+    /// Records `isr` as the change in flight and returns it to send.
+    fn propose_isr(&mut self, isr: Vec<i32>) -> Vec<i32> {
+        let partition_epoch = self.partition_epoch;
+        self.pending_isr =
+            Some(PendingIsr { proposed: isr.clone(), partition_epoch, sent_at: Instant::now(), decided: false });
+        isr
+    }
+
+    /// The change in flight again, if it went unanswered for a while: it
+    /// is only ever replaced by new metadata or a refusal, never dropped.
+    fn resend_pending_isr(&mut self) -> Option<Vec<i32>> {
+        let pending = self.pending_isr.as_mut().filter(|p| !p.decided && p.sent_at.elapsed() > ISR_CHANGE_RETRY)?;
+        pending.sent_at = Instant::now();
+        Some(pending.proposed.clone())
+    }
+}
 
 impl Replica {
     pub fn new(topic: String, index: i32, log: Rc<Partition>, progress: Arc<Notify>) -> Self {
@@ -142,7 +187,6 @@ impl Replica {
             let mut role = self.role.borrow_mut();
             match &mut *role {
                 Role::Leader(l) if l.leader_epoch == state.leader_epoch => {
-                    l.partition_epoch = state.partition_epoch;
                     l.replicas = state.replicas.clone();
                     // A reassignment adds and removes followers under the same leader.
                     l.followers.retain(|r, _| state.replicas.contains(r));
@@ -150,11 +194,12 @@ impl Replica {
                     for &r in state.replicas.iter().filter(|&&r| r != me) {
                         l.followers.entry(r).or_insert_with(|| Progress::new(end));
                     }
-                    if l.isr != state.isr {
-                        l.isr = state.isr.clone();
-                        l.isr_change_sent = None;
-                        l.joining = None;
+                    if l.isr != state.isr || l.partition_epoch != state.partition_epoch {
+                        // Whatever was in flight was decided on the way here.
+                        l.pending_isr = None;
                     }
+                    l.partition_epoch = state.partition_epoch;
+                    l.isr = state.isr.clone();
                     Transition::Unchanged
                 }
                 _ => {
@@ -170,8 +215,7 @@ impl Replica {
                         isr: state.isr.clone(),
                         epoch_start: end,
                         followers,
-                        isr_change_sent: None,
-                        joining: None,
+                        pending_isr: None,
                     });
                     Transition::BecameLeader
                 }
@@ -214,10 +258,8 @@ impl Replica {
             let role = self.role.borrow();
             let Role::Leader(l) = &*role else { return };
             let mut hw = self.log.offsets().log_end_offset;
-            // A proposed joiner counts until the proposal is applied or its
-            // retry window passes (it may have been refused).
-            let joining = l.joining.filter(|_| l.isr_change_sent.is_some_and(|t| t.elapsed() <= ISR_CHANGE_RETRY));
-            for r in l.isr.iter().chain(joining.as_ref()) {
+            let proposed = l.pending_isr.as_ref().map_or(&[][..], |p| &p.proposed[..]);
+            for r in l.isr.iter().chain(proposed) {
                 if let Some(p) = l.followers.get(r) {
                     hw = hw.min(p.log_end);
                 }
@@ -253,9 +295,29 @@ impl Replica {
         }
     }
 
+    /// As leader: whether the high watermark is still below where this
+    /// leader's epoch began (it has not yet learnt all its predecessor committed).
+    pub fn high_watermark_behind_epoch_start(&self) -> bool {
+        matches!(&*self.role.borrow(), Role::Leader(l) if l.epoch_start > self.log.offsets().high_watermark)
+    }
+
+    /// As leader: whether `broker` is one of the partition's other replicas.
+    pub fn has_follower(&self, broker: i32) -> bool {
+        matches!(&*self.role.borrow(), Role::Leader(l) if l.followers.contains_key(&broker))
+    }
+
     /// As leader: records a follower's fetch from `fetch_offset` (its log
-    /// end). Returns an expanded ISR to propose when it has caught up.
-    pub fn record_follower_fetch(&self, follower: i32, fetch_offset: i64, live: bool) -> Option<Vec<i32>> {
+    /// end) made with `broker_epoch`; `registration` is the broker epoch the
+    /// metadata has for it, `None` if it is fenced. Returns an ISR change to
+    /// propose: it caught up in its current registration (Kafka's ISR
+    /// eligibility), or an earlier change went unanswered.
+    pub fn record_follower_fetch(
+        &self,
+        follower: i32,
+        fetch_offset: i64,
+        broker_epoch: i64,
+        registration: Option<i64>,
+    ) -> Option<Vec<i32>> {
         let proposal = {
             let mut role = self.role.borrow_mut();
             let Role::Leader(l) = &mut *role else { return None };
@@ -274,16 +336,18 @@ impl Replica {
             p.log_end = fetch_offset;
             p.last_fetch_at = now;
             p.leader_end_at_last_fetch = leader_end;
+            p.broker_epoch = broker_epoch;
+            let eligible = registration.is_some_and(|e| broker_epoch < 0 || broker_epoch == e);
             let hw = self.log.offsets().high_watermark;
-            let joins = live && !l.isr.contains(&follower) && fetch_offset >= hw && fetch_offset >= l.epoch_start;
-            if joins && l.isr_change_sent.is_none_or(|t| t.elapsed() > ISR_CHANGE_RETRY) {
-                l.isr_change_sent = Some(now);
-                l.joining = Some(follower);
-                let mut isr = l.isr.clone();
-                isr.push(follower);
-                Some(isr)
-            } else {
-                None
+            let joins = eligible && !l.isr.contains(&follower) && fetch_offset >= hw && fetch_offset >= l.epoch_start;
+            match l.resend_pending_isr() {
+                Some(isr) => Some(isr),
+                None if joins && l.pending_isr.is_none() => {
+                    let mut isr = l.isr.clone();
+                    isr.push(follower);
+                    Some(l.propose_isr(isr))
+                }
+                None => None,
             }
         };
         self.update_high_watermark();
@@ -295,19 +359,45 @@ impl Replica {
     pub fn shrunk_isr(&self, me: i32, max_lag: Duration) -> Option<Vec<i32>> {
         let mut role = self.role.borrow_mut();
         let Role::Leader(l) = &mut *role else { return None };
+        if l.pending_isr.is_some() {
+            return l.resend_pending_isr();
+        }
         let lagging = |r: &i32| *r != me && l.followers.get(r).is_some_and(|p| p.caught_up_at.elapsed() > max_lag);
-        if !l.isr.iter().any(lagging) || l.isr_change_sent.is_some_and(|t| t.elapsed() <= ISR_CHANGE_RETRY) {
+        if !l.isr.iter().any(lagging) {
             return None;
         }
         let isr: Vec<i32> = l.isr.iter().copied().filter(|r| !lagging(r)).collect();
-        l.isr_change_sent = Some(Instant::now());
-        Some(isr)
+        Some(l.propose_isr(isr))
+    }
+
+    /// As leader: what the controller answered to the ISR change `isr`
+    /// based on `partition_epoch` (an answer to an earlier change is ignored).
+    pub fn isr_change_answered(&self, partition_epoch: i32, isr: &[i32], answer: IsrAnswer) {
+        {
+            let mut role = self.role.borrow_mut();
+            let Role::Leader(l) = &mut *role else { return };
+            let current = |p: &&mut PendingIsr| p.partition_epoch == partition_epoch && p.proposed == isr;
+            let Some(pending) = l.pending_isr.as_mut().filter(current) else { return };
+            match answer {
+                IsrAnswer::Decided => pending.decided = true,
+                IsrAnswer::Refused => l.pending_isr = None,
+                IsrAnswer::Unknown => {}
+            }
+        }
+        self.update_high_watermark();
     }
 
     /// The ISR change command for `isr`, stamped with the epochs it is based on.
     pub fn isr_change(&self, me: i32, topic: uuid::Uuid, isr: Vec<i32>) -> Option<sluice_raft::Command> {
         let role = self.role.borrow();
         let Role::Leader(l) = &*role else { return None };
+        // Joiners are vouched for by the registration they fetched in.
+        let joiner_epochs = isr
+            .iter()
+            .filter(|r| !l.isr.contains(r))
+            .filter_map(|r| l.followers.get(r).map(|p| (*r, p.broker_epoch)))
+            .filter(|&(_, epoch)| epoch >= 0)
+            .collect();
         Some(sluice_raft::Command::AlterIsr {
             topic,
             partition: self.index,
@@ -315,6 +405,7 @@ impl Replica {
             leader_epoch: l.leader_epoch,
             partition_epoch: l.partition_epoch,
             isr,
+            joiner_epochs,
         })
     }
 
@@ -431,3 +522,155 @@ impl Replica {
 
 /// Replicas of one shard, by partition.
 pub type Replicas = RefCell<HashMap<crate::shard::TopicPartition, Rc<Replica>>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_storage::{LogConfig, Ring};
+
+    /// Runs `f` as a shard does: a current-thread runtime, a LocalSet, a ring.
+    fn on_shard<F: std::future::Future<Output = ()>>(f: impl FnOnce(Rc<Ring>) -> F) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        tokio::task::LocalSet::new().block_on(&rt, async move { f(Ring::new().unwrap()).await });
+    }
+
+    fn batch(records: usize) -> Vec<u8> {
+        let now = crate::now_ms();
+        let records: Vec<_> = (0..records)
+            .map(|i| crate::internal_records::record(i, now, bytes::Bytes::from_static(b"k"), None))
+            .collect();
+        crate::internal_records::encode(&records)
+    }
+
+    /// Broker 1 leads, broker 2 is a replica outside the ISR.
+    async fn leader_with_follower_out_of_isr(dir: &std::path::Path, ring: Rc<Ring>) -> Replica {
+        let log = Partition::open(dir, LogConfig::default(), ring).await.unwrap();
+        let replica = Replica::new("t".into(), 0, Rc::new(log), Arc::new(Notify::new()));
+        let mut state = PartitionState::new(vec![1, 2], 1);
+        state.isr = vec![1];
+        replica.apply_state(1, &state).unwrap();
+        replica
+    }
+
+    /// KIP-497's "maximal ISR": a joiner proposed to the controller counts
+    /// for the high watermark until the metadata says what became of the
+    /// proposal, however long that takes; the controller may commit it at
+    /// any time, and then the new member must hold everything below the HW.
+    #[test]
+    fn a_proposed_joiner_holds_the_high_watermark_until_the_outcome_is_known() {
+        on_shard(|ring| async move {
+            let dir = tempfile::tempdir().unwrap();
+            let replica = leader_with_follower_out_of_isr(dir.path(), ring).await;
+            replica.append_as_leader(batch(3)).await.unwrap();
+            assert_eq!(replica.log.offsets().high_watermark, 3, "the ISR is the leader alone");
+
+            let proposal = replica.record_follower_fetch(2, 3, 1, Some(1));
+            assert_eq!(proposal, Some(vec![1, 2]), "caught up: proposed to join");
+            replica.append_as_leader(batch(3)).await.unwrap();
+            assert_eq!(replica.log.offsets().high_watermark, 3, "the joiner has only 3");
+
+            // No answer for longer than the resend window: still counted,
+            // and the same change is sent again.
+            tokio::time::sleep(ISR_CHANGE_RETRY + Duration::from_millis(200)).await;
+            replica.update_high_watermark();
+            assert_eq!(replica.log.offsets().high_watermark, 3);
+            assert_eq!(replica.record_follower_fetch(2, 3, 1, Some(1)), Some(vec![1, 2]), "resent unanswered");
+            assert_eq!(replica.log.offsets().high_watermark, 3);
+
+            // Committed (or stale): nothing is resent, the joiner still counts
+            // until the metadata arrives.
+            replica.isr_change_answered(0, &[1, 2], IsrAnswer::Decided);
+            tokio::time::sleep(ISR_CHANGE_RETRY + Duration::from_millis(200)).await;
+            assert_eq!(replica.record_follower_fetch(2, 3, 1, Some(1)), None);
+            assert_eq!(replica.log.offsets().high_watermark, 3);
+
+            let mut state = PartitionState::new(vec![1, 2], 1);
+            state.partition_epoch = 1;
+            replica.apply_state(1, &state).unwrap();
+            assert_eq!(replica.isr_len(), 2);
+            assert_eq!(replica.log.offsets().high_watermark, 3, "the member has 3");
+            assert_eq!(replica.record_follower_fetch(2, 6, 1, Some(1)), None);
+            assert_eq!(replica.log.offsets().high_watermark, 6);
+        });
+    }
+
+    /// A refusal at the epoch the change was based on (the controller
+    /// applied nothing) returns the HW to the committed ISR; an answer to
+    /// an older change changes nothing.
+    #[test]
+    fn a_refused_joiner_stops_counting_and_may_be_proposed_again() {
+        on_shard(|ring| async move {
+            let dir = tempfile::tempdir().unwrap();
+            let replica = leader_with_follower_out_of_isr(dir.path(), ring).await;
+            assert_eq!(replica.record_follower_fetch(2, 0, 1, Some(1)), Some(vec![1, 2]));
+            replica.append_as_leader(batch(2)).await.unwrap();
+            assert_eq!(replica.log.offsets().high_watermark, 0);
+            replica.isr_change_answered(-7, &[1, 2], IsrAnswer::Refused);
+            assert_eq!(replica.log.offsets().high_watermark, 0, "an answer to another change");
+            replica.isr_change_answered(0, &[1, 2], IsrAnswer::Refused);
+            assert_eq!(replica.log.offsets().high_watermark, 2);
+            assert_eq!(replica.record_follower_fetch(2, 2, 1, Some(1)), Some(vec![1, 2]), "proposed anew");
+        });
+    }
+
+    /// KIP-903: only a fetch made in the follower's current registration
+    /// makes it eligible, and the proposal carries that broker epoch.
+    #[test]
+    fn a_joiner_is_proposed_with_the_broker_epoch_it_fetched_in() {
+        on_shard(|ring| async move {
+            let dir = tempfile::tempdir().unwrap();
+            let replica = leader_with_follower_out_of_isr(dir.path(), ring).await;
+            assert_eq!(replica.record_follower_fetch(2, 0, 4, Some(5)), None, "an older registration");
+            assert_eq!(replica.record_follower_fetch(2, 0, 5, None), None, "fenced");
+            assert_eq!(replica.record_follower_fetch(2, 0, 5, Some(5)), Some(vec![1, 2]));
+            let Some(sluice_raft::Command::AlterIsr { joiner_epochs, .. }) =
+                replica.isr_change(1, uuid::Uuid::nil(), vec![1, 2])
+            else {
+                panic!("leader proposes")
+            };
+            assert_eq!(joiner_epochs, std::collections::BTreeMap::from([(2, 5)]));
+        });
+    }
+
+    /// A new leader's HW is what it last heard as a follower: until its
+    /// followers prove the HW reached the start of its epoch, it may know
+    /// less than its predecessor told clients (ListOffsets then answers
+    /// OFFSET_NOT_AVAILABLE, as Kafka).
+    #[test]
+    fn a_new_leader_knows_when_its_high_watermark_lags_its_epoch_start() {
+        on_shard(|ring| async move {
+            let dir = tempfile::tempdir().unwrap();
+            let log = Partition::open(dir.path(), LogConfig::default(), ring).await.unwrap();
+            let replica = Replica::new("t".into(), 0, Rc::new(log), Arc::new(Notify::new()));
+            let mut state = PartitionState::new(vec![1, 2], 2);
+            replica.apply_state(1, &state).unwrap();
+            let mut copied = batch(4);
+            copied[0..8].copy_from_slice(&0i64.to_be_bytes());
+            replica.log.append_replicated(copied).await.unwrap();
+            replica.follow_high_watermark(1);
+            assert!(!replica.high_watermark_behind_epoch_start(), "only leaders answer");
+
+            state.leader = 1;
+            state.leader_epoch = 1;
+            replica.apply_state(1, &state).unwrap();
+            assert_eq!(replica.log.offsets().high_watermark, 1);
+            assert!(replica.high_watermark_behind_epoch_start());
+            replica.record_follower_fetch(2, 4, 1, Some(1));
+            assert_eq!(replica.log.offsets().high_watermark, 4);
+            assert!(!replica.high_watermark_behind_epoch_start());
+        });
+    }
+
+    /// Kafka answers a fetch from a broker that is not a replica without
+    /// data: the leader knows it is no follower.
+    #[test]
+    fn only_replicas_are_followers() {
+        on_shard(|ring| async move {
+            let dir = tempfile::tempdir().unwrap();
+            let replica = leader_with_follower_out_of_isr(dir.path(), ring).await;
+            assert!(replica.has_follower(2));
+            assert!(!replica.has_follower(3));
+            assert!(!replica.has_follower(1), "the leader is not its own follower");
+        });
+    }
+}
