@@ -7,7 +7,7 @@ SLUICE_BIN  := $(TARGET_DIR)/debug/sluice
 VENV        := .venv
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build cluster cluster-stop test unit compat lint bench bench-soak bench-tools bench-storage deps deps-build deps-apt deps-python deps-node deps-examples clean
+.PHONY: run build cluster cluster-stop test unit compat chaos lint bench bench-soak bench-tools bench-storage deps deps-build deps-apt deps-python deps-node deps-examples clean
 
 ## Build and start a one-node broker on 127.0.0.1:9092 with data under ./data.
 run: build
@@ -54,6 +54,14 @@ unit: deps-build
 compat: deps
 	$(CARGO) test $(PROFILE) --workspace --no-run
 	SLUICE_BIN=$(abspath $(SLUICE_BIN)) $(VENV)/bin/pytest compat-tests
+
+## The fault-injection suite run long (compat-tests/test_chaos.py; `make
+## test` runs it for 5 cycles): CHAOS_CYCLES faults (default 50, about 20
+## minutes), CHAOS_SEED to replay a run, CHAOS_NODES=5 for five nodes.
+CHAOS_CYCLES ?= 50
+chaos: deps
+	$(CARGO) test $(PROFILE) --workspace --no-run
+	CHAOS_CYCLES=$(CHAOS_CYCLES) SLUICE_BIN=$(abspath $(SLUICE_BIN)) $(VENV)/bin/pytest -s compat-tests/test_chaos.py
 
 ## Benchmarks (not tests). `make bench`: a real client (librdkafka, via
 ## bench/loadgen) against a release broker it starts, or BOOTSTRAP=host:port
