@@ -504,9 +504,11 @@ def run(cluster, rng, log):
     for w in workload:
         w.finish()
 
-    # Every replica byte-identical once the followers have caught up.
+    # Every replica byte-identical once the followers have caught up (with
+    # more nodes than the replication factor, only the partition's replicas).
     def identical(topic, p):
-        logs = {n: batches_on_disk(node, topic, p) for n, node in cluster.nodes.items()}
+        replicas = admin.list_topics(topic, timeout=10).topics[topic].partitions[p].replicas
+        logs = {n: batches_on_disk(cluster.nodes[n], topic, p) for n in replicas}
         common_start = max(min(b) if b else 0 for b in logs.values())
         views = {n: {o: b for o, b in batches.items() if o >= common_start} for n, batches in logs.items()}
         return len({tuple(sorted(v.items())) for v in views.values()}) == 1

@@ -97,6 +97,12 @@ def test_cluster_info_and_clear_errors(broker):
     assert "CONTROLLER  0" in info
     assert ["0*", "127.0.0.1", str(broker.port)] == info.splitlines()[-1].split()
 
+    # A node started alone has no raft network: its quorum cannot change.
+    for change in (["add-voter", "--node", "1", "--address", "127.0.0.1:1"], ["remove-voter", "--node", "0"]):
+        refused = sluice(broker, "cluster", *change, ok=False)
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+        assert "UnsupportedVersion" in refused.stderr and "without a raft network" in refused.stderr, refused.stderr
+
     bad = sluice(broker, "topic", "create", "bad name", ok=False)
     assert bad.returncode == 1
     assert bad.stderr.count("\n") == 1 and "InvalidTopicException" in bad.stderr, bad.stderr

@@ -277,7 +277,16 @@ def test_a_node_that_disagrees_with_the_cluster_refuses_to_start(cluster, bad):
     assert last.startswith("sluice: ") and expected in last, last
 
 
-def test_a_node_back_with_an_empty_disk_catches_up_before_rejoining_the_isr(cluster):
+def sluice_cli(cluster, *args):
+    return subprocess.run(
+        [str(BINARY), *args, "--brokers", ",".join(n.listen for n in cluster.running())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_wiped_voter_is_refused_and_replaced_with_remove_and_add_voter(cluster):
     create_topic(cluster, "wiped", config={"min.insync.replicas": "2"})
     producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": False})
     for i in range(2000):
@@ -286,14 +295,64 @@ def test_a_node_back_with_an_empty_disk_catches_up_before_rejoining_the_isr(clus
     node = cluster.nodes[3]
     node.kill9()
     shutil.rmtree(node.data_dir)
-    node.start()  # rejoins the quorum from nothing and registers as a new incarnation
-    wait_for("the wiped node back in the ISR", lambda: partition_state(cluster, "wiped")[1] == [1, 2, 3], timeout=30)
+
+    # Same node id, new data directory: not the voter the cluster knows (KIP-853).
+    out = subprocess.run(
+        [str(BINARY), "serve", "--listen", node.listen, "--data-dir", str(node.data_dir), *node.extra_args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("sluice: ") and "storage id" in last and "remove-voter --node 3" in last, last
+
+    # The operator's procedure, while a producer keeps writing.
+    writer = Writer(cluster.bootstrap, "wiped")
+    writer.thread.start()
+    wait_for("records acknowledged with node 3 gone", lambda: len(writer.acked) > 100)
+    removed = sluice_cli(cluster, "cluster", "remove-voter", "--node", "3")
+    assert removed.returncode == 0, removed.stderr
+    again = sluice_cli(cluster, "cluster", "remove-voter", "--node", "3")
+    assert again.returncode != 0 and "VoterNotFound" in again.stderr, again.stderr
+
+    args = list(node.extra_args)
+    at = args.index("--voters") + 1
+    entries = args[at].split(",")
+    raft_address = next(e for e in entries if e.startswith("3@")).split("@", 1)[1]
+    args[at] = ",".join(e for e in entries if not e.startswith("3@"))  # joining: not among its voters
+    shutil.rmtree(node.data_dir, ignore_errors=True)
+    node.extra_args = [*args, "--raft-listen", raft_address]
+    node.launch()
+    wait_for("the joining node to wait for add-voter", lambda: "waiting to be added" in node.log()[node.skip :])
+    added = sluice_cli(cluster, "cluster", "add-voter", "--node", "3", "--address", raft_address)
+    assert added.returncode == 0, added.stderr
+    node.wait_started()
+    duplicate = sluice_cli(cluster, "cluster", "add-voter", "--node", "3", "--address", raft_address)
+    assert duplicate.returncode != 0 and "DuplicateVoter" in duplicate.stderr, duplicate.stderr
+
+    wait_for("the new node in the ISR", lambda: partition_state(cluster, "wiped")[1] == [1, 2, 3], timeout=60)
+    # The new node is a real voter: with node 1 gone, nodes 2 and 3 are the majority.
+    cluster.nodes[1].kill9()
+    wait_for(
+        "a controller among nodes 2 and 3",
+        lambda: admin_of(cluster.running()).list_topics(timeout=5).controller_id in (2, 3),
+    )
+    create_topic(cluster, "after-replace", rf=2)
+    cluster.nodes[1].start()
+    wait_for("node 1 back in the ISR", lambda: partition_state(cluster, "wiped")[1] == [1, 2, 3], timeout=60)
+    writer.stop.set()
+    writer.thread.join(60)
+
     wait_for(
         "identical replicas",
         lambda: len({log_bytes(n, "wiped") for n in cluster.nodes.values()}) == 1,
     )
-    values = [int(m.value()) for m in consume_range(cluster.bootstrap, "wiped", 0, 0, 2000)]
-    assert values == list(range(2000))
+    end = 2000 + len(writer.acked)
+    values = [int(m.value()) for m in consume_range(cluster.bootstrap, "wiped", 0, 0, end)]
+    assert values[:2000] == [i for i in range(2000)]
+    at_offset = {offset: seq for seq, (_, offset) in writer.acked.items()}
+    assert all(int(values[o]) == seq for o, seq in at_offset.items()), "an acknowledged record moved or vanished"
 
 
 def test_admin_sees_the_cluster_and_grows_a_replicated_topic(cluster):

@@ -100,10 +100,13 @@ pub struct ServeArgs {
     pub log_cleaner_backoff_ms: Option<u64>,
     /// The metadata quorum's voters, every node of the cluster, as
     /// ID@HOST:PORT,... with each node's raft address [default: this node
-    /// alone, no raft network].
+    /// alone, no raft network]. A new cluster starts with these voters; a
+    /// node not among them joins an existing cluster (it needs
+    /// --raft-listen) and waits for `sluice cluster add-voter`.
     #[arg(long, env = "SLUICE_VOTERS", value_name = "ID@HOST:PORT,...")]
     pub voters: Option<String>,
-    /// Address to accept raft peers on [default: this node's address in --voters].
+    /// Address to accept raft peers on [default: this node's address in
+    /// --voters; required for a node not among them].
     #[arg(long, env = "SLUICE_RAFT_LISTEN", value_name = "HOST:PORT")]
     pub raft_listen: Option<String>,
     /// This broker's rack; replicas of a partition are spread over racks.
@@ -228,10 +231,13 @@ impl Config {
             None => (sluice_raft::Voters::from([(node_id as u64, String::new())]), None),
             Some(list) => {
                 let voters = parse_voters(&list)?;
-                let Some(own) = voters.get(&(node_id as u64)) else {
-                    return Err(format!("invalid voters '{list}': node-id {node_id} is not among them"));
+                let own = voters.get(&(node_id as u64)).cloned();
+                let Some(listen) = args.raft_listen.or(file.raft_listen).or(own) else {
+                    return Err(format!(
+                        "invalid voters '{list}': node-id {node_id} is not among them \
+                         (a node joining a cluster needs --raft-listen)"
+                    ));
                 };
-                let listen = args.raft_listen.or(file.raft_listen).unwrap_or_else(|| own.clone());
                 let addr = std::net::ToSocketAddrs::to_socket_addrs(&listen)
                     .ok()
                     .and_then(|mut a| a.next())
@@ -374,7 +380,9 @@ mod tests {
         assert_eq!(c.voters.len(), 2);
         assert_eq!(c.raft_listen.unwrap().to_string(), "127.0.0.1:19093");
         let e = Config::resolve(args("1@127.0.0.1:19092", 2)).unwrap_err();
-        assert!(e.contains("node-id 2 is not among them"), "{e}");
+        assert!(e.contains("node-id 2 is not among them") && e.contains("--raft-listen"), "{e}");
+        let joining = ServeArgs { raft_listen: Some("127.0.0.1:19094".into()), ..args("1@127.0.0.1:19092", 2) };
+        assert_eq!(Config::resolve(joining).unwrap().raft_listen.unwrap().port(), 19094, "a joining node");
         let e = Config::resolve(args("1@127.0.0.1:19092,1@127.0.0.1:19093", 1)).unwrap_err();
         assert!(e.contains("listed twice"), "{e}");
         let e = Config::resolve(args("one@127.0.0.1:19092", 1)).unwrap_err();

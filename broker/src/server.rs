@@ -183,9 +183,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Registers with the controller and opens this broker's replicas as the
+/// Pins this node's storage id, registers with the controller and opens
+/// this broker's replicas as the
 /// metadata (caught up through the registration) says.
 async fn join_cluster(broker: &Arc<Broker>) -> anyhow::Result<()> {
+    broker.quorum.pin_storage_id().await.context("cannot join the metadata quorum")?;
     broker.register().await.context("cannot register with the controller")?;
     let view = broker.quorum.current();
     reconcile(broker, &view).await;

@@ -95,6 +95,15 @@ pub enum Command {
         #[serde(default)]
         expected: BTreeMap<String, Option<String>>,
     },
+    /// Pins the storage id (KIP-853's directory id) of raft node `node`: a
+    /// node started on another data directory is not that voter. The node
+    /// claims its own on first start (refused if another is pinned);
+    /// AddRaftVoter, an operator's decision, claims with `replace`.
+    ClaimVoterStorage {
+        node: u64,
+        storage: Uuid,
+        replace: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +160,8 @@ pub enum ApplyError {
     /// An ISR joiner's broker epoch is not its current registration's.
     #[error("broker {0} registered again since the leader saw it fetch")]
     IneligibleReplica(i32),
+    #[error("raft node {node} has storage id {known}")]
+    StorageMismatch { node: u64, known: Uuid },
     #[error("every producer id has been handed out")]
     ProducerIdsExhausted,
     #[error("no reassignment is in progress for the partition")]
@@ -169,6 +180,13 @@ pub const MAX_PARTITIONS: i32 = 100_000;
 impl ClusterMetadata {
     pub fn apply(&mut self, command: Command) -> Outcome {
         match command {
+            Command::ClaimVoterStorage { node, storage, replace } => match self.voter_storage.get(&node) {
+                Some(&known) if known != storage && !replace => Err(ApplyError::StorageMismatch { node, known }),
+                _ => {
+                    self.voter_storage.insert(node, storage);
+                    Ok(Reply::Done)
+                }
+            },
             Command::InitCluster { cluster_id } => {
                 if self.cluster_id.is_empty() {
                     self.cluster_id = cluster_id;
@@ -863,6 +881,22 @@ mod tests {
         };
         m.apply(register).unwrap();
         assert!(!m.topics["t"].partitions[0].isr.contains(&follower));
+    }
+
+    /// KIP-853: a voter's storage id, once pinned, is not taken over by a
+    /// node on another data directory claiming the same id; only an
+    /// operator's AddRaftVoter (`replace`) changes it.
+    #[test]
+    fn a_pinned_storage_id_is_only_replaced_by_an_explicit_add() {
+        let mut m = cluster(3);
+        let (first, wiped) = (Uuid::new_v4(), Uuid::new_v4());
+        let claim = |storage, replace| Command::ClaimVoterStorage { node: 3, storage, replace };
+        assert_eq!(m.apply(claim(first, false)), Ok(Reply::Done));
+        assert_eq!(m.apply(claim(first, false)), Ok(Reply::Done), "claiming again is harmless");
+        assert_eq!(m.apply(claim(wiped, false)), Err(ApplyError::StorageMismatch { node: 3, known: first }));
+        assert_eq!(m.voter_storage[&3], first);
+        assert_eq!(m.apply(claim(wiped, true)), Ok(Reply::Done));
+        assert_eq!(m.voter_storage[&3], wiped);
     }
 
     #[test]

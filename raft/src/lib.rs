@@ -15,7 +15,7 @@ pub use command::{ApplyError, Command, Election, Outcome, Reply, MAX_PARTITIONS,
 pub use model::{
     validate_topic_name, BrokerInfo, ClusterMetadata, PartitionState, TopicMetadata, TopicNameError, NO_LEADER,
 };
-pub use network::Voters;
+pub use network::{VoterChange, VoterChangeError, Voters};
 pub use quorum::{new_cluster_id, MetadataQuorum, QuorumConfig, QuorumError};
 pub use storage::MetadataView;
 

@@ -101,6 +101,10 @@ pub struct ClusterMetadata {
     /// brokers (Kafka's AllocateProducerIds).
     #[serde(default)]
     pub next_producer_id: i64,
+    /// Each raft node's storage id, pinned by `ClaimVoterStorage` and
+    /// dropped when the node leaves the membership.
+    #[serde(default)]
+    pub voter_storage: BTreeMap<u64, Uuid>,
 }
 
 impl ClusterMetadata {

@@ -1,7 +1,8 @@
 //! The quorum's wire: raft RPCs, forwarded proposals and broker heartbeats
 //! between nodes over TCP, one JSON message per length-prefixed frame.
-//! Every request carries the sender's id and voter list, and a node whose
-//! voters differ is refused, so a misconfigured node cannot join.
+//! Every request carries the sender's id and storage id and the storage id
+//! it believes the receiver has, so a node whose data directory was wiped
+//! or replaced is refused in both directions (KIP-853's directory ids).
 
 // openraft's network trait fixes the (large) error type these helpers return.
 #![allow(clippy::result_large_err)]
@@ -19,8 +20,11 @@ use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::command::{Command, Outcome};
+use crate::storage::MetadataView;
 use crate::TypeConfig;
 
 type NodeId = u64;
@@ -34,8 +38,42 @@ pub type Voters = BTreeMap<NodeId, String>;
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Envelope {
     pub from: NodeId,
-    pub voters: Voters,
+    /// The sender's storage id.
+    #[serde(default)]
+    pub storage: Option<Uuid>,
+    /// The receiver's storage id as the sender's metadata records it.
+    #[serde(default)]
+    pub to_storage: Option<Uuid>,
     pub body: Request,
+}
+
+/// Who is sending: this node's id and storage id, and its applied metadata
+/// (where each peer's pinned storage id is read from).
+#[derive(Clone)]
+pub struct Identity {
+    pub id: NodeId,
+    pub storage: Uuid,
+    pub view: watch::Receiver<MetadataView>,
+}
+
+impl Identity {
+    /// The storage id the cluster has pinned for `node`, if any.
+    pub fn known_storage(&self, node: NodeId) -> Option<Uuid> {
+        self.view.borrow().metadata.voter_storage.get(&node).copied()
+    }
+}
+
+/// Why a voter could not be added or removed; each is one Kafka error code.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum VoterChangeError {
+    #[error("{0}")]
+    DuplicateVoter(String),
+    #[error("{0}")]
+    VoterNotFound(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    TimedOut(String),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,8 +87,23 @@ pub enum Request {
     Heartbeat {
         broker: i32,
     },
-    /// Start-up check that this peer agrees on the voters.
-    Hello,
+    /// Start-up check that this peer is the node expected there. A node
+    /// bootstrapping a new cluster sends its voters, which must match.
+    Hello {
+        bootstrap: Option<Voters>,
+    },
+    /// For the controller: a membership change an operator asked for.
+    ChangeVoters(VoterChange),
+}
+
+/// AddRaftVoter / RemoveRaftVoter, as the controller carries them out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum VoterChange {
+    /// Make `node` (raft address `addr`) a voter; `storage`, if given, must
+    /// be the storage id the node reports.
+    Add { node: NodeId, addr: String, storage: Option<Uuid>, timeout_ms: u64 },
+    /// Remove voter `node`; `storage`, if given, must be its pinned storage id.
+    Remove { node: NodeId, storage: Option<Uuid> },
 }
 
 /// Why the controller could not take a proposal or heartbeat.
@@ -72,8 +125,12 @@ pub enum Response {
     Heartbeat(Result<(), ForwardError>),
     Hello {
         node: NodeId,
+        #[serde(default)]
+        storage: Option<Uuid>,
     },
-    /// The sender's voter list or id disagrees with this node's.
+    VoterChanged(Result<Result<(), VoterChangeError>, ForwardError>),
+    /// The sender is not who this node expected, or this node is not who
+    /// the sender expected.
     Refused(String),
 }
 
@@ -98,18 +155,20 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) ->
 /// A connection to one peer, opened on first use and reopened after errors.
 pub struct Peer {
     pub addr: String,
-    from: NodeId,
-    voters: Voters,
+    me: Identity,
+    /// The node expected at `addr`, when known.
+    target: Option<NodeId>,
     conn: Option<TcpStream>,
 }
 
 impl Peer {
-    pub fn new(addr: String, from: NodeId, voters: Voters) -> Self {
-        Self { addr, from, voters, conn: None }
+    pub fn new(addr: String, me: Identity, target: Option<NodeId>) -> Self {
+        Self { addr, me, target, conn: None }
     }
 
     pub async fn call(&mut self, body: Request, timeout: Duration) -> std::io::Result<Response> {
-        let envelope = Envelope { from: self.from, voters: self.voters.clone(), body };
+        let to_storage = self.target.and_then(|t| self.me.known_storage(t));
+        let envelope = Envelope { from: self.me.id, storage: Some(self.me.storage), to_storage, body };
         let result = tokio::time::timeout(timeout, self.exchange(&envelope)).await;
         let result = result.unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out")));
         if result.is_err() {
@@ -132,17 +191,16 @@ impl Peer {
     }
 }
 
-/// Opens raft connections to the voters.
+/// Opens raft connections to the members.
 pub struct NetworkFactory {
-    pub from: NodeId,
-    pub voters: Voters,
+    pub me: Identity,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = Network;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
-        Network { target, peer: Peer::new(node.addr.clone(), self.from, self.voters.clone()) }
+        Network { target, peer: Peer::new(node.addr.clone(), self.me.clone(), Some(target)) }
     }
 }
 

@@ -4,14 +4,15 @@
 //! tracks broker heartbeats, fencing brokers that go silent and unfencing
 //! them when they return. Readers get the applied metadata through a watch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
-use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use openraft::error::{ChangeMembershipError, ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -19,9 +20,10 @@ use uuid::Uuid;
 
 use crate::command::{Command, Outcome};
 use crate::network::{
-    read_frame, write_frame, Envelope, ForwardError, NetworkFactory, Peer, Request, Response, Voters,
+    read_frame, write_frame, Envelope, ForwardError, Identity, NetworkFactory, Peer, Request, Response, VoterChange,
+    VoterChangeError, Voters,
 };
-use crate::storage::{claim_node_id, open_db, LogStore, MetadataView, StateMachine};
+use crate::storage::{claim_node_id, claim_storage_id, open_db, LogStore, MetadataView, StateMachine};
 use crate::TypeConfig;
 
 /// How long a proposal may wait for a controller before giving up.
@@ -65,6 +67,8 @@ pub enum QuorumError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the cluster knows node {node} by storage id {known}, not this data directory's {ours}: {}", replace_advice(*.node))]
+    StorageReplaced { node: u64, known: Uuid, ours: Uuid },
     #[error("no controller answered within {}s", PROPOSE_TIMEOUT.as_secs())]
     NoController,
     #[error("metadata quorum: {0}")]
@@ -74,11 +78,19 @@ pub enum QuorumError {
 pub struct MetadataQuorum {
     id: u64,
     raft: Raft<TypeConfig>,
-    voters: Voters,
+    /// The voters this node was started with: where peers are found until
+    /// the raft log's membership says otherwise.
+    configured: Voters,
+    /// Whether this node takes raft peers (false for a one-node cluster).
+    networked: bool,
+    me: Identity,
     view: watch::Receiver<MetadataView>,
     session_timeout: Duration,
     /// While this node is the controller: when each broker was last heard from.
     heartbeats: Mutex<HashMap<i32, Instant>>,
+    /// Set once this node has said that its peers know another data
+    /// directory under its id, so it says so once, not on every RPC.
+    replaced_said: AtomicBool,
 }
 
 /// "1@host:port,2@host:port" for messages.
@@ -86,10 +98,23 @@ fn format_voters(voters: &Voters) -> String {
     voters.iter().map(|(id, addr)| format!("{id}@{addr}")).collect::<Vec<_>>().join(",")
 }
 
+/// What an operator does about a voter whose data directory is not the one
+/// the cluster knows.
+fn replace_advice(node: u64) -> String {
+    format!(
+        "the directory was wiped or replaced, so it is not that voter; \
+         run `sluice cluster remove-voter --node {node}`, then start it as a joining node and \
+         run `sluice cluster add-voter --node {node}` (README, \"Replacing a node\")"
+    )
+}
+
 impl MetadataQuorum {
     pub async fn start(config: QuorumConfig) -> Result<Arc<Self>, QuorumError> {
         let QuorumConfig { node_id, dir, listen, voters, session_timeout } = config;
-        if !voters.contains_key(&node_id) {
+        // A node not among the voters it was given joins an existing
+        // cluster: it waits to be added (AddRaftVoter) instead of bootstrapping.
+        let joining = !voters.contains_key(&node_id);
+        if joining && listen.is_none() {
             return Err(QuorumError::NotAVoter { configured: node_id, voters: format_voters(&voters) });
         }
         std::fs::create_dir_all(&dir).map_err(|e| QuorumError::Storage(format!("{}: {e}", dir.display())))?;
@@ -98,6 +123,7 @@ impl MetadataQuorum {
         if stored != node_id {
             return Err(QuorumError::NodeIdMismatch { stored, configured: node_id });
         }
+        let storage = claim_storage_id(&db).map_err(|source| QuorumError::Db { path: dir.clone(), source })?;
         let (state_machine, view) = StateMachine::open(db.clone()).map_err(|e| QuorumError::Storage(e.to_string()))?;
         let raft_config = Config {
             cluster_name: "sluice".into(),
@@ -111,49 +137,78 @@ impl MetadataQuorum {
         }
         .validate()
         .map_err(|e| QuorumError::Raft(e.to_string()))?;
-        let network = NetworkFactory { from: node_id, voters: voters.clone() };
+        let me = Identity { id: node_id, storage, view: view.clone() };
+        let network = NetworkFactory { me: me.clone() };
         let raft = Raft::new(node_id, Arc::new(raft_config), network, LogStore::new(db), state_machine)
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
 
+        // The members may have changed since (add-voter, remove-voter), but
+        // an address this node was given must be the one the cluster has.
         let recorded: Voters = {
             let metrics = raft.metrics();
             let m = metrics.borrow();
             m.membership_config.nodes().map(|(id, n)| (*id, n.addr.clone())).collect()
         };
-        if !recorded.is_empty() && recorded != voters {
+        if voters.iter().any(|(id, addr)| recorded.get(id).is_some_and(|a| a != addr)) {
             return Err(QuorumError::VotersMismatch {
                 configured: format_voters(&voters),
                 stored: format_voters(&recorded),
             });
         }
+        let bootstrapping = recorded.is_empty() && !joining;
 
-        let quorum =
-            Arc::new(Self { id: node_id, raft, voters, view, session_timeout, heartbeats: Mutex::new(HashMap::new()) });
+        let quorum = Arc::new(Self {
+            id: node_id,
+            raft,
+            configured: voters,
+            networked: listen.is_some(),
+            me,
+            view,
+            session_timeout,
+            heartbeats: Mutex::new(HashMap::new()),
+            replaced_said: AtomicBool::new(false),
+        });
         if let Some(addr) = listen {
             let listener = TcpListener::bind(addr).await.map_err(|source| QuorumError::Listen { addr, source })?;
             tokio::spawn(quorum.clone().serve(listener));
-            quorum.greet_peers().await?;
+            quorum.greet_peers(bootstrapping).await?;
         }
-        let members: BTreeMap<u64, BasicNode> =
-            quorum.voters.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
-        match quorum.raft.initialize(members).await {
-            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-            Err(e) => return Err(QuorumError::Raft(e.to_string())),
+        if bootstrapping {
+            let members: BTreeMap<u64, BasicNode> =
+                quorum.configured.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
+            match quorum.raft.initialize(members).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(QuorumError::Raft(e.to_string())),
+            }
+        } else if !quorum.is_member() {
+            let listen = listen.map(|a| a.to_string()).unwrap_or_default();
+            tracing::info!(
+                "node {node_id} is not a member of the metadata quorum: waiting to be added \
+                 (`sluice cluster add-voter --node {node_id} --address {listen}`)"
+            );
+            let mut metrics = quorum.raft.metrics();
+            metrics
+                .wait_for(|m| m.membership_config.membership().get_node(&node_id).is_some())
+                .await
+                .map_err(|e| QuorumError::Raft(e.to_string()))?;
         }
         tokio::spawn(quorum.clone().control());
         Ok(quorum)
     }
 
-    /// Asks every reachable peer whether it agrees on the voters; a peer
-    /// that disagrees (or is not the node the voters list says) stops the
-    /// start-up. Unreachable peers are fine: they may not be up yet.
-    async fn greet_peers(&self) -> Result<(), QuorumError> {
-        for (&id, addr) in self.voters.iter().filter(|(&id, _)| id != self.id) {
-            let mut peer = Peer::new(addr.clone(), self.id, self.voters.clone());
-            match peer.call(Request::Hello, Duration::from_secs(1)).await {
-                Ok(Response::Hello { node }) if node == id => {}
-                Ok(Response::Hello { node }) => {
+    /// Asks every reachable peer this node was told of whether it is the
+    /// node expected there and agrees on the voters when bootstrapping; a
+    /// peer that refuses (another node, other voters, or another data
+    /// directory known under this node's id) stops the start-up.
+    /// Unreachable peers are fine: they may not be up yet.
+    async fn greet_peers(&self, bootstrapping: bool) -> Result<(), QuorumError> {
+        let bootstrap = bootstrapping.then(|| self.configured.clone());
+        for (&id, addr) in self.configured.iter().filter(|(&id, _)| id != self.id) {
+            let mut peer = Peer::new(addr.clone(), self.me.clone(), Some(id));
+            match peer.call(Request::Hello { bootstrap: bootstrap.clone() }, Duration::from_secs(1)).await {
+                Ok(Response::Hello { node, .. }) if node == id => {}
+                Ok(Response::Hello { node, .. }) => {
                     let reason = format!("it is node {node}, but the voters list says node {id} is there");
                     return Err(QuorumError::PeerRefused { peer: addr.clone(), reason });
                 }
@@ -163,6 +218,65 @@ impl MetadataQuorum {
             }
         }
         Ok(())
+    }
+
+    /// Pins this node's storage id in the metadata (through the
+    /// controller), so peers can tell a wiped directory from this one; a
+    /// node the cluster knows by another storage id may not go on.
+    pub async fn pin_storage_id(&self) -> Result<(), QuorumError> {
+        loop {
+            match self.me.known_storage(self.id) {
+                Some(known) if known == self.me.storage => return Ok(()),
+                Some(known) => {
+                    return Err(QuorumError::StorageReplaced { node: self.id, known, ours: self.me.storage });
+                }
+                None => {}
+            }
+            let claim = Command::ClaimVoterStorage { node: self.id, storage: self.me.storage, replace: false };
+            if let (Err(e), _) = self.propose(claim).await? {
+                // Refused for another storage id: the next round says so.
+                if self.me.known_storage(self.id).is_none() {
+                    return Err(QuorumError::Raft(e.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Whether this node takes raft peers: a one-node cluster started
+    /// without --voters does not, so its quorum cannot change.
+    pub fn networked(&self) -> bool {
+        self.networked
+    }
+
+    /// Whether the raft membership (voters and learners) includes this node.
+    fn is_member(&self) -> bool {
+        self.raft.metrics().borrow().membership_config.membership().get_node(&self.id).is_some()
+    }
+
+    /// The current voters and their raft addresses, or the configured ones
+    /// while this node's log has no membership yet.
+    fn current_voters(&self) -> Voters {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        let voters: Voters =
+            membership.voter_ids().filter_map(|id| membership.get_node(&id).map(|n| (id, n.addr.clone()))).collect();
+        if voters.is_empty() {
+            self.configured.clone()
+        } else {
+            voters
+        }
+    }
+
+    /// Where node `id` takes raft RPCs: its membership entry, else the
+    /// address this node was started with.
+    fn address_of(&self, id: u64) -> Option<String> {
+        let recorded = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            m.membership_config.membership().get_node(&id).map(|n| n.addr.clone())
+        };
+        recorded.or_else(|| self.configured.get(&id).cloned())
     }
 
     /// The latest applied metadata.
@@ -233,8 +347,8 @@ impl MetadataQuorum {
     /// Sends a request to node `to`; transport failures read as "no
     /// controller there", so callers retry once a leader is known again.
     async fn forward(&self, to: u64, body: Request) -> Result<Response, ForwardError> {
-        let addr = self.voters.get(&to).ok_or(ForwardError::NotController(None))?;
-        let mut peer = Peer::new(addr.clone(), self.id, self.voters.clone());
+        let addr = self.address_of(to).ok_or(ForwardError::NotController(None))?;
+        let mut peer = Peer::new(addr, self.me.clone(), Some(to));
         match peer.call(body, RPC_TIMEOUT).await {
             Ok(Response::Refused(reason)) => Err(ForwardError::Failed(reason)),
             Ok(r) => Ok(r),
@@ -258,7 +372,7 @@ impl MetadataQuorum {
                 }
                 Some(c) => {
                     if peer.as_ref().is_none_or(|(id, _)| *id != c) {
-                        peer = self.voters.get(&c).map(|a| (c, Peer::new(a.clone(), self.id, self.voters.clone())));
+                        peer = self.address_of(c).map(|a| (c, Peer::new(a, self.me.clone(), Some(c))));
                     }
                     if let Some((_, p)) = peer.as_mut() {
                         match p.call(Request::Heartbeat { broker }, every).await {
@@ -366,16 +480,8 @@ impl MetadataQuorum {
     }
 
     async fn handle(&self, envelope: Envelope) -> Response {
-        if envelope.voters != self.voters {
-            let reason = format!(
-                "node {} was started with voters {} but node {} has {}",
-                envelope.from,
-                format_voters(&envelope.voters),
-                self.id,
-                format_voters(&self.voters)
-            );
-            tracing::error!("{reason}");
-            return Response::Refused(reason);
+        if let Some(refused) = self.check_identities(&envelope) {
+            return Response::Refused(refused);
         }
         match envelope.body {
             Request::Append(r) => Response::Append(self.raft.append_entries(r).await),
@@ -383,7 +489,168 @@ impl MetadataQuorum {
             Request::Snapshot(r) => Response::Snapshot(self.raft.install_snapshot(r).await),
             Request::Propose(command) => Response::Proposed(self.propose_here(command).await),
             Request::Heartbeat { broker } => Response::Heartbeat(self.record_heartbeat(broker)),
-            Request::Hello => Response::Hello { node: self.id },
+            Request::ChangeVoters(change) => Response::VoterChanged(self.change_voters_here(change).await),
+            Request::Hello { bootstrap: Some(theirs) } if theirs != self.current_voters() => {
+                let reason = format!(
+                    "node {} was started with voters {} but node {} has {}",
+                    envelope.from,
+                    format_voters(&theirs),
+                    self.id,
+                    format_voters(&self.current_voters())
+                );
+                tracing::error!("{reason}");
+                Response::Refused(reason)
+            }
+            Request::Hello { .. } => Response::Hello { node: self.id, storage: Some(self.me.storage) },
+        }
+    }
+
+    /// KIP-853's rule: a voter is a node id *and* a data directory. Refuses
+    /// a sender whose storage id is not the one pinned for it, and — when the
+    /// sender expects another storage id here — refuses to act as this node
+    /// at all (no vote, no append), saying why once.
+    fn check_identities(&self, envelope: &Envelope) -> Option<String> {
+        if let Some(expected) = envelope.to_storage.filter(|s| *s != self.me.storage) {
+            let reason = format!(
+                "node {} knows node {} by storage id {expected}, not this data directory's {}: {}",
+                envelope.from,
+                self.id,
+                self.me.storage,
+                replace_advice(self.id)
+            );
+            if !self.replaced_said.swap(true, Ordering::Relaxed) {
+                tracing::error!("{reason}");
+            }
+            return Some(reason);
+        }
+        let known = self.me.known_storage(envelope.from)?;
+        if envelope.storage == Some(known) {
+            return None;
+        }
+        let theirs = envelope.storage.map_or_else(|| "none".to_string(), |s| s.to_string());
+        let reason = format!(
+            "the cluster knows node {} by storage id {known}, not its data directory's {theirs}: {}",
+            envelope.from,
+            replace_advice(envelope.from)
+        );
+        tracing::debug!("{reason}");
+        Some(reason)
+    }
+
+    /// Adds or removes a voter (AddRaftVoter / RemoveRaftVoter), through
+    /// the controller.
+    pub async fn change_voters(&self, change: VoterChange) -> Result<(), VoterChangeError> {
+        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        loop {
+            let attempt = match self.controller() {
+                Some(leader) if leader == self.id => self.change_voters_here(change.clone()).await,
+                Some(leader) => {
+                    self.forward(leader, Request::ChangeVoters(change.clone())).await.and_then(|r| match r {
+                        Response::VoterChanged(r) => r,
+                        other => Err(ForwardError::Failed(format!("controller answered {other:?}"))),
+                    })
+                }
+                None => Err(ForwardError::NotController(None)),
+            };
+            match attempt {
+                Ok(result) => return result,
+                Err(ForwardError::NotController(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(VoterChangeError::TimedOut(e.to_string())),
+            }
+        }
+    }
+
+    async fn change_voters_here(&self, change: VoterChange) -> Result<Result<(), VoterChangeError>, ForwardError> {
+        if !self.is_controller() {
+            return Err(ForwardError::NotController(self.controller()));
+        }
+        let voters = self.current_voters();
+        let result = match change {
+            VoterChange::Add { node, addr, storage, timeout_ms } => {
+                if voters.contains_key(&node) {
+                    return Ok(Err(VoterChangeError::DuplicateVoter(format!(
+                        "node {node} is already a voter of {}",
+                        format_voters(&voters)
+                    ))));
+                }
+                let timeout = Duration::from_millis(timeout_ms.max(1));
+                match self.added_as_learner(node, &addr, storage, timeout).await {
+                    Ok(storage) => {
+                        let pin = Command::ClaimVoterStorage { node, storage, replace: true };
+                        match self.raft.client_write(pin).await {
+                            Ok(_) => {
+                                let change = ChangeMembers::AddVoterIds(BTreeSet::from([node]));
+                                tokio::time::timeout(timeout, self.raft.change_membership(change, false)).await
+                            }
+                            Err(e) => Ok(Err(e)),
+                        }
+                    }
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            VoterChange::Remove { node, storage } => {
+                let known = self.me.known_storage(node);
+                if !voters.contains_key(&node) || storage.is_some_and(|s| known.is_some_and(|k| k != s)) {
+                    let known = known.map_or_else(String::new, |k| format!(" with storage id {k}"));
+                    return Ok(Err(VoterChangeError::VoterNotFound(format!(
+                        "no voter {node}{known} among {}",
+                        format_voters(&voters)
+                    ))));
+                }
+                let change = ChangeMembers::RemoveVoters(BTreeSet::from([node]));
+                tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.change_membership(change, false)).await
+            }
+        };
+        match result {
+            Err(_) => Ok(Err(VoterChangeError::TimedOut("the membership change did not commit in time".into()))),
+            Ok(Ok(_)) => Ok(Ok(())),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(ForwardError::NotController(f.leader_id))
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                ChangeMembershipError::InProgress(e),
+            )))) => Ok(Err(VoterChangeError::TimedOut(format!("another membership change is in progress: {e}")))),
+            Ok(Err(e)) => Ok(Err(VoterChangeError::InvalidRequest(e.to_string()))),
+        }
+    }
+
+    /// Checks that `node` answers at `addr` (with `storage`, if given) and
+    /// replicates the log to it as a learner until it has caught up, as
+    /// Kafka requires of a new voter. Returns its storage id.
+    async fn added_as_learner(
+        &self,
+        node: u64,
+        addr: &str,
+        storage: Option<Uuid>,
+        timeout: Duration,
+    ) -> Result<Uuid, VoterChangeError> {
+        let mut peer = Peer::new(addr.to_string(), self.me.clone(), None);
+        let reported = match peer.call(Request::Hello { bootstrap: None }, RPC_TIMEOUT.min(timeout)).await {
+            Ok(Response::Hello { node: n, storage: Some(s) }) if n == node => s,
+            Ok(Response::Hello { node: n, .. }) if n != node => {
+                return Err(VoterChangeError::InvalidRequest(format!("{addr} is node {n}, not node {node}")));
+            }
+            Ok(Response::Refused(reason)) => return Err(VoterChangeError::InvalidRequest(reason)),
+            Ok(other) => {
+                return Err(VoterChangeError::InvalidRequest(format!("node {node} at {addr} answered {other:?}")));
+            }
+            Err(e) => return Err(VoterChangeError::TimedOut(format!("node {node} at {addr} does not answer: {e}"))),
+        };
+        if let Some(expected) = storage.filter(|s| *s != reported) {
+            return Err(VoterChangeError::InvalidRequest(format!(
+                "node {node} at {addr} has storage id {reported}, not {expected}"
+            )));
+        }
+        let learner = self.raft.add_learner(node, BasicNode { addr: addr.to_string() }, true);
+        match tokio::time::timeout(timeout, learner).await {
+            Ok(Ok(_)) => Ok(reported),
+            Ok(Err(e)) => Err(VoterChangeError::InvalidRequest(e.to_string())),
+            Err(_) => Err(VoterChangeError::TimedOut(format!(
+                "node {node} did not catch up with the metadata log within {} ms",
+                timeout.as_millis()
+            ))),
         }
     }
 

@@ -22,6 +22,7 @@ use openraft::{
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::command::Outcome;
 use crate::model::ClusterMetadata;
@@ -36,6 +37,7 @@ const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
 const LAST_PURGED: &[u8] = b"last_purged";
 const NODE_ID: &[u8] = b"node_id";
+const STORAGE_ID: &[u8] = b"storage_id";
 const STATE: &[u8] = b"state_machine";
 
 /// Opens (creating) the database under `dir`.
@@ -60,6 +62,19 @@ pub fn claim_node_id(db: &DB, id: u64) -> Result<u64, rocksdb::Error> {
             Ok(id)
         }
     }
+}
+
+/// This data directory's storage id (KIP-853's directory id), created on
+/// first use: a wiped or replaced directory gets a new one, so the quorum
+/// can tell it is not the voter it replaced.
+pub fn claim_storage_id(db: &DB) -> Result<Uuid, rocksdb::Error> {
+    let meta = db.cf_handle(META).expect("column family created at open");
+    if let Some(id) = db.get_cf(meta, STORAGE_ID)?.and_then(|b| Uuid::from_slice(&b).ok()) {
+        return Ok(id);
+    }
+    let id = Uuid::new_v4();
+    db.put_cf_opt(meta, STORAGE_ID, id.as_bytes(), &synced())?;
+    Ok(id)
 }
 
 fn synced() -> WriteOptions {
@@ -290,6 +305,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     outcome
                 }
                 EntryPayload::Membership(m) => {
+                    // A node that left gives up its storage id: whatever
+                    // joins under its id later is a new voter.
+                    self.state.metadata.voter_storage.retain(|id, _| m.get_node(id).is_some());
                     self.state.membership = StoredMembership::new(Some(entry.log_id), m);
                     Ok(crate::command::Reply::Done)
                 }

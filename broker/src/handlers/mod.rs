@@ -20,6 +20,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
+mod raft_voters;
 mod reassignments;
 mod transactions;
 
@@ -83,6 +84,8 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::ElectLeaders, min: 0, max: 2 },
     ApiSpec { key: ApiKey::AlterPartitionReassignments, min: 0, max: 1 },
     ApiSpec { key: ApiKey::ListPartitionReassignments, min: 0, max: 0 },
+    ApiSpec { key: ApiKey::AddRaftVoter, min: 0, max: 0 },
+    ApiSpec { key: ApiKey::RemoveRaftVoter, min: 0, max: 0 },
 ];
 
 /// Failures that end the connection (Kafka closes it for these too).
@@ -187,6 +190,12 @@ pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown, p
         ApiKey::ListPartitionReassignments => {
             let resp = reassignments::list(broker, req.decode("ListPartitionReassignments")?);
             reply(&req, "ListPartitionReassignments", &resp)
+        }
+        ApiKey::AddRaftVoter => {
+            reply(&req, "AddRaftVoter", &raft_voters::add(broker, req.decode("AddRaftVoter")?).await)
+        }
+        ApiKey::RemoveRaftVoter => {
+            reply(&req, "RemoveRaftVoter", &raft_voters::remove(broker, req.decode("RemoveRaftVoter")?).await)
         }
         ApiKey::ElectLeaders => {
             reply(&req, "ElectLeaders", &elect_leaders::handle(broker, req.decode("ElectLeaders")?).await)
