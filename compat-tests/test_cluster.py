@@ -308,7 +308,7 @@ def test_a_wiped_voter_is_refused_and_replaced_with_remove_and_add_voter(cluster
     assert last.startswith("sluice: ") and "storage id" in last and "remove-voter --node 3" in last, last
 
     # The operator's procedure, while a producer keeps writing.
-    writer = Writer(cluster.bootstrap, "wiped")
+    writer = Writer(cluster.bootstrap, "wiped", **{"enable.idempotence": True})
     writer.thread.start()
     wait_for("records acknowledged with node 3 gone", lambda: len(writer.acked) > 100)
     removed = sluice_cli(cluster, "cluster", "remove-voter", "--node", "3")
@@ -348,8 +348,9 @@ def test_a_wiped_voter_is_refused_and_replaced_with_remove_and_add_voter(cluster
         "identical replicas",
         lambda: len({log_bytes(n, "wiped") for n in cluster.nodes.values()}) == 1,
     )
-    end = 2000 + len(writer.acked)
+    end = max(offset for _, offset in writer.acked.values()) + 1
     values = [int(m.value()) for m in consume_range(cluster.bootstrap, "wiped", 0, 0, end)]
+    assert len(values) == end
     assert values[:2000] == [i for i in range(2000)]
     at_offset = {offset: seq for seq, (_, offset) in writer.acked.items()}
     assert all(int(values[o]) == seq for o, seq in at_offset.items()), "an acknowledged record moved or vanished"
