@@ -304,27 +304,38 @@ impl MetadataQuorum {
     /// raft index once this node has applied it too.
     pub async fn propose(&self, command: Command) -> Result<(Outcome, u64), QuorumError> {
         let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        match self.at_controller(Request::Propose(command), deadline).await {
+            Ok(Response::Proposed(Ok((outcome, index)))) => {
+                let mut view = self.view.clone();
+                let applied = view.wait_for(|v| v.applied_index >= index);
+                tokio::time::timeout_at(deadline, applied).await.map_err(|_| QuorumError::NoController)?.ok();
+                Ok((outcome, index))
+            }
+            Ok(other) => Err(QuorumError::Raft(format!("controller answered {other:?}"))),
+            Err(ForwardError::Failed(e)) => Err(QuorumError::Raft(e)),
+            Err(ForwardError::NotController(_)) => Err(QuorumError::NoController),
+        }
+    }
+
+    /// Has the controller (this node or the one it forwards to) serve
+    /// `body`, retrying while none is known or it moved, until `deadline`.
+    /// A controller-side "not the controller" also means try again.
+    async fn at_controller(&self, body: Request, deadline: Instant) -> Result<Response, ForwardError> {
         loop {
             let attempt = match self.controller() {
-                Some(leader) if leader == self.id => self.propose_here(command.clone()).await,
-                Some(leader) => self.forward(leader, Request::Propose(command.clone())).await.and_then(|r| match r {
-                    Response::Proposed(r) => r,
-                    other => Err(ForwardError::Failed(format!("controller answered {other:?}"))),
-                }),
+                Some(leader) if leader == self.id => Ok(self.dispatch(self.id, body.clone()).await),
+                Some(leader) => self.forward(leader, body.clone()).await,
                 None => Err(ForwardError::NotController(None)),
             };
+            let attempt = attempt.and_then(|r| match r {
+                Response::Proposed(Err(e)) | Response::VoterChanged(Err(e)) => Err(e),
+                r => Ok(r),
+            });
             match attempt {
-                Ok((outcome, index)) => {
-                    let mut view = self.view.clone();
-                    let applied = view.wait_for(|v| v.applied_index >= index);
-                    tokio::time::timeout_at(deadline, applied).await.map_err(|_| QuorumError::NoController)?.ok();
-                    return Ok((outcome, index));
-                }
-                Err(ForwardError::Failed(e)) => return Err(QuorumError::Raft(e)),
                 Err(ForwardError::NotController(_)) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(ForwardError::NotController(_)) => return Err(QuorumError::NoController),
+                other => return other,
             }
         }
     }
@@ -480,28 +491,37 @@ impl MetadataQuorum {
     }
 
     async fn handle(&self, envelope: Envelope) -> Response {
-        if let Some(refused) = self.check_identities(&envelope) {
-            return Response::Refused(refused);
+        match self.check_identities(&envelope) {
+            Some(refused) => Response::Refused(refused),
+            None => self.dispatch(envelope.from, envelope.body).await,
         }
-        match envelope.body {
+    }
+
+    /// Serves one request from node `from` (possibly this node itself).
+    async fn dispatch(&self, from: u64, body: Request) -> Response {
+        match body {
             Request::Append(r) => Response::Append(self.raft.append_entries(r).await),
             Request::Vote(r) => Response::Vote(self.raft.vote(r).await),
             Request::Snapshot(r) => Response::Snapshot(self.raft.install_snapshot(r).await),
             Request::Propose(command) => Response::Proposed(self.propose_here(command).await),
             Request::Heartbeat { broker } => Response::Heartbeat(self.record_heartbeat(broker)),
             Request::ChangeVoters(change) => Response::VoterChanged(self.change_voters_here(change).await),
-            Request::Hello { bootstrap: Some(theirs) } if theirs != self.current_voters() => {
-                let reason = format!(
-                    "node {} was started with voters {} but node {} has {}",
-                    envelope.from,
-                    format_voters(&theirs),
-                    self.id,
-                    format_voters(&self.current_voters())
-                );
-                tracing::error!("{reason}");
-                Response::Refused(reason)
+            Request::Hello { bootstrap } => {
+                let ours = self.current_voters();
+                match bootstrap.filter(|theirs| *theirs != ours) {
+                    None => Response::Hello { node: self.id, storage: Some(self.me.storage) },
+                    Some(theirs) => {
+                        let reason = format!(
+                            "node {from} was started with voters {} but node {} has {}",
+                            format_voters(&theirs),
+                            self.id,
+                            format_voters(&ours)
+                        );
+                        tracing::error!("{reason}");
+                        Response::Refused(reason)
+                    }
+                }
             }
-            Request::Hello { .. } => Response::Hello { node: self.id, storage: Some(self.me.storage) },
         }
     }
 
@@ -541,24 +561,10 @@ impl MetadataQuorum {
     /// the controller.
     pub async fn change_voters(&self, change: VoterChange) -> Result<(), VoterChangeError> {
         let deadline = Instant::now() + PROPOSE_TIMEOUT;
-        loop {
-            let attempt = match self.controller() {
-                Some(leader) if leader == self.id => self.change_voters_here(change.clone()).await,
-                Some(leader) => {
-                    self.forward(leader, Request::ChangeVoters(change.clone())).await.and_then(|r| match r {
-                        Response::VoterChanged(r) => r,
-                        other => Err(ForwardError::Failed(format!("controller answered {other:?}"))),
-                    })
-                }
-                None => Err(ForwardError::NotController(None)),
-            };
-            match attempt {
-                Ok(result) => return result,
-                Err(ForwardError::NotController(_)) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => return Err(VoterChangeError::TimedOut(e.to_string())),
-            }
+        match self.at_controller(Request::ChangeVoters(change), deadline).await {
+            Ok(Response::VoterChanged(Ok(result))) => result,
+            Ok(other) => Err(VoterChangeError::TimedOut(format!("controller answered {other:?}"))),
+            Err(e) => Err(VoterChangeError::TimedOut(e.to_string())),
         }
     }
 
