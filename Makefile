@@ -58,10 +58,12 @@ compat: deps
 ## The fault-injection suite run long (compat-tests/test_chaos.py; `make
 ## test` runs it for 5 cycles): CHAOS_CYCLES faults (default 50, about 20
 ## minutes), CHAOS_SEED to replay a run, CHAOS_NODES=5 for five nodes.
+## Network partitions need network namespaces (root): required here, used
+## by `make test` when the machine allows them.
 CHAOS_CYCLES ?= 50
 chaos: deps
 	$(CARGO) test $(PROFILE) --workspace --no-run
-	CHAOS_CYCLES=$(CHAOS_CYCLES) SLUICE_BIN=$(abspath $(SLUICE_BIN)) $(VENV)/bin/pytest -s compat-tests/test_chaos.py
+	CHAOS_CYCLES=$(CHAOS_CYCLES) CHAOS_NETWORK=$${CHAOS_NETWORK:-required} SLUICE_BIN=$(abspath $(SLUICE_BIN)) $(VENV)/bin/pytest -s compat-tests/test_chaos.py
 
 ## Benchmarks (not tests). `make bench`: a real client (librdkafka, via
 ## bench/loadgen) against a release broker it starts, or BOOTSTRAP=host:port
@@ -107,20 +109,24 @@ deps-apt:
 	@command -v kcat >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq kcat; }
 
 # librdkafka's own transactions example (examples/transactions.c, as
-# shipped), taken from the librdkafka sources in the rdkafka-sys crate on
-# crates.io (checksum pinned) and built against Debian's librdkafka 2.0.2.
+# shipped), taken from the librdkafka sources in the rdkafka-sys crate
+# (fetched by cargo from its registry, checksum pinned) and built against
+# Debian's librdkafka 2.0.2.
 RDKAFKA_SYS        := rdkafka-sys-4.10.0+2.12.1
 RDKAFKA_SYS_SHA256 := e234cf318915c1059d4921ef7f75616b5219b10b46e9f3a511a15eb4b56a3f77
 EXAMPLES           := compat-tests/.examples
 deps-examples: $(EXAMPLES)/transactions
 $(EXAMPLES)/transactions:
 	@dpkg -s librdkafka-dev >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq librdkafka-dev; }
-	mkdir -p $(EXAMPLES)
-	python3 -c 'import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1]).read())' \
-	  "https://static.crates.io/crates/rdkafka-sys/$(subst +,%2B,$(RDKAFKA_SYS)).crate" > $(EXAMPLES)/rdkafka-sys.crate
-	echo "$(RDKAFKA_SYS_SHA256)  $(EXAMPLES)/rdkafka-sys.crate" | sha256sum -c --quiet
-	tar xzf $(EXAMPLES)/rdkafka-sys.crate -C $(EXAMPLES) --strip-components=3 $(RDKAFKA_SYS)/librdkafka/examples/transactions.c
-	rm $(EXAMPLES)/rdkafka-sys.crate
+	mkdir -p $(EXAMPLES)/fetch
+	printf '[package]\nname = "fetch"\nversion = "0.0.0"\nedition = "2021"\n[lib]\npath = "lib.rs"\n[workspace]\n[dependencies]\nrdkafka-sys = { version = "=4.10.0", default-features = false }\n' \
+	  > $(EXAMPLES)/fetch/Cargo.toml
+	touch $(EXAMPLES)/fetch/lib.rs
+	$(CARGO) fetch -q --manifest-path $(EXAMPLES)/fetch/Cargo.toml
+	crate=$$(ls $${CARGO_HOME:-$$HOME/.cargo}/registry/cache/*/$(RDKAFKA_SYS).crate | head -1) && \
+	  echo "$(RDKAFKA_SYS_SHA256)  $$crate" | sha256sum -c --quiet && \
+	  tar xzf $$crate -C $(EXAMPLES) --strip-components=3 $(RDKAFKA_SYS)/librdkafka/examples/transactions.c
+	rm -r $(EXAMPLES)/fetch
 	cc -O1 -I/usr/include/librdkafka -o $@ $(EXAMPLES)/transactions.c -lrdkafka
 
 deps-python: $(VENV)/.installed

@@ -18,8 +18,9 @@ class Broker:
     """One broker process. It listens on port 0; the port it bound is read
     from its start-up log line, so concurrent brokers never race for one."""
 
-    def __init__(self, data_dir: Path, log_path: Path, extra_args=(), listen="127.0.0.1:0"):
+    def __init__(self, data_dir: Path, log_path: Path, extra_args=(), listen="127.0.0.1:0", prefix=()):
         self.data_dir = data_dir
+        self.prefix = list(prefix)  # runs the binary elsewhere, e.g. in a network namespace
         self.log_path = log_path
         self.port = None
         self.extra_args = list(extra_args)
@@ -40,7 +41,7 @@ class Broker:
         self.skip = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [str(BINARY), "serve", "--listen", self.listen, "--data-dir", str(self.data_dir), *self.extra_args],
+            [*self.prefix, str(BINARY), "serve", "--listen", self.listen, "--data-dir", str(self.data_dir), *self.extra_args],
             stdout=log,
             stderr=log,
         )
@@ -51,7 +52,7 @@ class Broker:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"broker exited with {self.proc.returncode}; see {self.log_path}")
-            started = re.search(r"sluice broker started listen=127\.0\.0\.1:(\d+)", self.log()[self.skip :])
+            started = re.search(r"sluice broker started listen=[^\s]+:(\d+)", self.log()[self.skip :])
             if started:
                 self.port = int(started.group(1))
                 return self
@@ -93,19 +94,28 @@ def free_ports(count):
 
 
 class Cluster:
-    """Three (or more) nodes on loopback, each a raft voter and a broker,
-    with fixed ports so a restarted node comes back where it was."""
+    """Three (or more) nodes, each a raft voter and a broker, with fixed
+    ports so a restarted node comes back where it was: on loopback, or each
+    on its own host of a `netns.Network` (node i on host i)."""
 
-    def __init__(self, root: Path, size=3, extra_args=()):
-        ports = free_ports(2 * size)
-        kafka, raft = ports[:size], ports[size:]
-        voters = ",".join(f"{i + 1}@127.0.0.1:{raft[i]}" for i in range(size))
+    def __init__(self, root: Path, size=3, extra_args=(), network=None):
+        if network:
+            hosts = [network.address(i + 1) for i in range(size)]
+            kafka, raft = [9092] * size, [9093] * size
+        else:
+            ports = free_ports(2 * size)
+            hosts, kafka, raft = ["127.0.0.1"] * size, ports[:size], ports[size:]
+        voters = ",".join(f"{i + 1}@{hosts[i]}:{raft[i]}" for i in range(size))
         self.nodes = {}
         for i in range(size):
             node_id = i + 1
             args = ["--node-id", str(node_id), "--voters", voters, *extra_args]
             self.nodes[node_id] = Broker(
-                root / f"node-{node_id}", root / f"node-{node_id}.log", args, listen=f"127.0.0.1:{kafka[i]}"
+                root / f"node-{node_id}",
+                root / f"node-{node_id}.log",
+                args,
+                listen=f"{hosts[i]}:{kafka[i]}",
+                prefix=network.exec_prefix(node_id) if network else (),
             )
 
     @property

@@ -4,8 +4,12 @@ While real clients write and read, faults chosen at random (seeded; the
 seed is printed and CHAOS_SEED replays it) hit the cluster one after
 another: SIGKILL and restart of a partition leader, of a follower, of the
 raft leader (the controller); SIGSTOP/SIGCONT of a node (a long GC-like
-pause); DeleteRecords on a partition. Then the cluster heals and a checker
-reads everything back:
+pause); a network partition, cutting one node off from the others or one
+link between two nodes (each node on its own host in a network namespace,
+netns.py; clients reach every node throughout); wiping a node's data
+directory, which it must refuse to start on until the operator replaces
+it with remove-voter and add-voter; DeleteRecords on a partition. Then the
+cluster heals and a checker reads everything back:
 
 - every record a producer had acknowledged (acks=all, min.insync.replicas=2)
   is there exactly once, at the offset it was acknowledged with, in the
@@ -23,12 +27,17 @@ confluent-kafka producer committing and aborting on another, and a
 read_committed consumer group committing its offsets.
 
 Knobs (environment): CHAOS_CYCLES (faults, default 5), CHAOS_SEED,
-CHAOS_NODES (3 or 5). `make chaos` runs 50 cycles."""
+CHAOS_NODES (3 or 5), CHAOS_NETWORK: `auto` (network namespaces when this
+machine can make them, else loopback without network partitions, said in
+one line), `required` or `off`. `make chaos` runs 50 cycles, network
+required."""
 
 import os
 import random
+import shutil
 import signal
 import struct
+import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -37,11 +46,13 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaProducer
 
-from conftest import Cluster
+from conftest import BINARY, Cluster
+from netns import Network
 
 CYCLES = int(os.environ.get("CHAOS_CYCLES", "5"))
 SEED = int(os.environ.get("CHAOS_SEED") or random.randrange(1 << 32))
 NODES = int(os.environ.get("CHAOS_NODES", "3"))
+NETWORK = os.environ.get("CHAOS_NETWORK", "auto")
 
 TOPIC, TXN_TOPIC, GROUP = "chaos", "chaos-txn", "chaos-readers"
 PARTITIONS = 3
@@ -288,8 +299,8 @@ class GroupReader(Stoppable):
 class Faults:
     """Picks and applies one fault per cycle; every node is back after it."""
 
-    def __init__(self, cluster, rng, log):
-        self.cluster, self.rng, self.log = cluster, rng, log
+    def __init__(self, cluster, rng, log, network=None):
+        self.cluster, self.rng, self.log, self.network = cluster, rng, log, network
         self.admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
 
     def metadata(self):
@@ -299,7 +310,10 @@ class Faults:
         return self.metadata().topics[TOPIC].partitions[partition].leader
 
     def one(self, cycle):
-        kind = self.rng.choice(["kill-leader", "kill-follower", "kill-controller", "pause", "delete-records"])
+        kinds = ["kill-leader", "kill-follower", "kill-controller", "pause", "delete-records", "wipe"]
+        if self.network:
+            kinds += ["isolate-node", "cut-link"]
+        kind = self.rng.choice(kinds)
         partition = self.rng.randrange(PARTITIONS)
         md = self.metadata()
         leader = md.topics[TOPIC].partitions[partition].leader
@@ -309,14 +323,25 @@ class Faults:
             victim = self.rng.choice([n for n in md.topics[TOPIC].partitions[partition].replicas if n != leader])
         elif kind == "kill-controller":
             victim = md.controller_id
-        elif kind == "pause":
+        elif kind in ("pause", "wipe", "isolate-node"):
             victim = self.rng.choice(sorted(self.cluster.nodes))
+        elif kind == "cut-link":
+            victim = tuple(self.rng.sample(sorted(self.cluster.nodes), 2))
         else:
             victim = None
-        down = self.rng.uniform(1, 6)
+        # Partitions last longer: past the session and replica-lag timeouts.
+        down = self.rng.uniform(1, 6) if kind.startswith("kill") or kind == "pause" else self.rng.uniform(2, 10)
         self.log(f"cycle {cycle}: {kind} node={victim} partition={partition} for {down:.1f}s")
         if kind == "delete-records":
             self.delete_records(partition)
+        elif kind == "wipe":
+            self.wipe(victim)
+        elif kind in ("isolate-node", "cut-link"):
+            pairs = [victim] if kind == "cut-link" else [(victim, n) for n in self.cluster.nodes if n != victim]
+            for a, b in pairs:
+                self.network.cut(a, b)
+            time.sleep(down)
+            self.network.heal()
         elif kind == "pause":
             node = self.cluster.nodes[victim]
             node.proc.send_signal(signal.SIGSTOP)
@@ -327,6 +352,50 @@ class Faults:
             node.kill9()
             time.sleep(down)
             node.start()
+
+    def wipe(self, victim):
+        """Kills a node and empties its data directory. Started as before it
+        must refuse (it is not the voter the cluster knows); the operator's
+        procedure then replaces it (README, "Replacing a node")."""
+        node = self.cluster.nodes[victim]
+        node.kill9()
+        shutil.rmtree(node.data_dir)
+        args = node.extra_args
+        if "--raft-listen" in args:  # replaced before: it joins, so it waits instead of refusing
+            raft_address = args[args.index("--raft-listen") + 1]
+        else:
+            out = subprocess.run(
+                [*node.prefix, str(BINARY), "serve", "--listen", node.listen, "--data-dir", str(node.data_dir), *args],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            last = (out.stderr.strip().splitlines() or [""])[-1]
+            assert out.returncode != 0 and "storage id" in last, f"a wiped node started as the old voter: {last}"
+            shutil.rmtree(node.data_dir, ignore_errors=True)
+            at = args.index("--voters") + 1
+            entries = args[at].split(",")
+            raft_address = next(e for e in entries if e.startswith(f"{victim}@")).split("@", 1)[1]
+            others = ",".join(e for e in entries if not e.startswith(f"{victim}@"))
+            node.extra_args = [*args[:at], others, *args[at + 1 :], "--raft-listen", raft_address]
+        self.cli("remove-voter", "--node", str(victim), done_if="VoterNotFound")
+        node.launch()
+        wait_for("the wiped node to wait for add-voter", lambda: "waiting to be added" in node.log()[node.skip :])
+        self.cli("add-voter", "--node", str(victim), "--address", raft_address, done_if="DuplicateVoter")
+        node.wait_started()
+
+    def cli(self, *args, done_if):
+        """`sluice cluster ...`, retried while the controller moves; a retry
+        answering `done_if` means an earlier attempt did it."""
+        brokers = ",".join(n.listen for n in self.cluster.running())
+        for attempt in range(10):
+            out = subprocess.run(
+                [str(BINARY), "cluster", *args, "--brokers", brokers], capture_output=True, text=True, timeout=60
+            )
+            if out.returncode == 0 or attempt > 0 and done_if in out.stderr:
+                return
+            time.sleep(1)
+        raise AssertionError(f"sluice cluster {' '.join(args)}: {out.stderr.strip()}")
 
     def delete_records(self, partition):
         """Moves the log start up by half of what the partition holds."""
@@ -464,25 +533,38 @@ def test_chaos(tmp_path):
         print(f"chaos: {line}", flush=True)
 
     log(f"seed={SEED} cycles={CYCLES} nodes={NODES}")
-    cluster = Cluster(
-        tmp_path,
-        size=NODES,
-        extra_args=["--broker-session-timeout-ms", "2000", "--replica-lag-time-max-ms", "3000", "--shards", "2"],
-    ).start()
+    network = None
+    if NETWORK != "off":
+        why_not = Network.unavailable()
+        assert not (why_not and NETWORK == "required"), f"CHAOS_NETWORK=required, but {why_not}"
+        if why_not:
+            log(f"no network partitions (loopback only): {why_not}")
+        else:
+            network = Network(range(1, NODES + 1)).create()
+    cluster = None
     try:
-        run(cluster, rng, log)
+        cluster = Cluster(
+            tmp_path,
+            size=NODES,
+            extra_args=["--broker-session-timeout-ms", "2000", "--replica-lag-time-max-ms", "3000", "--shards", "2"],
+            network=network,
+        ).start()
+        run(cluster, rng, log, network)
     except AssertionError as e:
         raise AssertionError(f"chaos seed={SEED} (CHAOS_SEED={SEED} replays it): {e}") from e
     finally:
-        cluster.close()
+        if cluster:
+            cluster.close()
+        if network:
+            network.destroy()
 
 
-def run(cluster, rng, log):
+def run(cluster, rng, log, network):
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     topics = [NewTopic(t, PARTITIONS, 3, config={"min.insync.replicas": "2"}) for t in (TOPIC, TXN_TOPIC)]
     for f in admin.create_topics(topics).values():
         f.result(30)
-    faults = Faults(cluster, rng, log)
+    faults = Faults(cluster, rng, log, network)
     wait_for("a healthy cluster before the faults", faults.healthy)
 
     confluent, kpython = ConfluentWriter(cluster.bootstrap), KafkaPythonWriter(cluster.bootstrap)

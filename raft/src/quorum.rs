@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::command::{Command, Outcome};
+use crate::command::{ApplyError, Command, Outcome};
 use crate::network::{
     read_frame, write_frame, Envelope, ForwardError, Identity, NetworkFactory, Peer, Request, Response, VoterChange,
     VoterChangeError, Voters,
@@ -222,23 +222,17 @@ impl MetadataQuorum {
 
     /// Pins this node's storage id in the metadata (through the
     /// controller), so peers can tell a wiped directory from this one; a
-    /// node the cluster knows by another storage id may not go on.
+    /// node the cluster knows by another storage id may not go on. The
+    /// controller decides, not this node's view: a node just added may not
+    /// have applied its own replacement yet and still see the old id.
     pub async fn pin_storage_id(&self) -> Result<(), QuorumError> {
-        loop {
-            match self.me.known_storage(self.id) {
-                Some(known) if known == self.me.storage => return Ok(()),
-                Some(known) => {
-                    return Err(QuorumError::StorageReplaced { node: self.id, known, ours: self.me.storage });
-                }
-                None => {}
+        let claim = Command::ClaimVoterStorage { node: self.id, storage: self.me.storage, replace: false };
+        match self.propose(claim).await?.0 {
+            Ok(_) => Ok(()),
+            Err(ApplyError::StorageMismatch { known, .. }) => {
+                Err(QuorumError::StorageReplaced { node: self.id, known, ours: self.me.storage })
             }
-            let claim = Command::ClaimVoterStorage { node: self.id, storage: self.me.storage, replace: false };
-            if let (Err(e), _) = self.propose(claim).await? {
-                // Refused for another storage id: the next round says so.
-                if self.me.known_storage(self.id).is_none() {
-                    return Err(QuorumError::Raft(e.to_string()));
-                }
-            }
+            Err(e) => Err(QuorumError::Raft(e.to_string())),
         }
     }
 
