@@ -40,12 +40,30 @@ class Broker:
         node cannot serve until a quorum of its peers is up too)."""
         self.skip = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [*self.prefix, str(BINARY), "serve", "--listen", self.listen, "--data-dir", str(self.data_dir), *self.extra_args],
-            stdout=log,
-            stderr=log,
-        )
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log)
         return self
+
+    def command(self):
+        serve = ["serve", "--listen", self.listen, "--data-dir", str(self.data_dir), *self.extra_args]
+        return [*self.prefix, str(BINARY), *serve]
+
+    def run_to_exit(self, timeout=60):
+        """Runs it in the foreground (one that must refuse to start)."""
+        return subprocess.run(self.command(), capture_output=True, text=True, timeout=timeout)
+
+    def become_joining(self, node_id) -> str:
+        """From now on starts it the way a replaced voter is started: not
+        among its own --voters, its raft address in --raft-listen (README,
+        "Replacing a node"). Returns that address."""
+        args = self.extra_args
+        if "--raft-listen" in args:
+            return args[args.index("--raft-listen") + 1]
+        at = args.index("--voters") + 1
+        entries = args[at].split(",")
+        address = next(e for e in entries if e.startswith(f"{node_id}@")).split("@", 1)[1]
+        others = ",".join(e for e in entries if not e.startswith(f"{node_id}@"))
+        self.extra_args = [*args[:at], others, *args[at + 1 :], "--raft-listen", address]
+        return address
 
     def wait_started(self):
         deadline = time.time() + 30
@@ -131,6 +149,11 @@ class Cluster:
 
     def running(self):
         return [n for n in self.nodes.values() if n.proc and n.proc.poll() is None]
+
+    def cli(self, *args):
+        """`sluice ARGS --brokers <the running nodes>`."""
+        brokers = ",".join(n.listen for n in self.running())
+        return subprocess.run([str(BINARY), *args, "--brokers", brokers], capture_output=True, text=True, timeout=60)
 
     def close(self):
         for n in self.nodes.values():

@@ -75,8 +75,7 @@ class Network:
         self.cuts.add(frozenset((a, b)))
 
     def heal(self):
-        for pair in self.cuts:
-            a, b = sorted(pair)
+        for a, b in self.cuts:
             for x, y in ((a, b), (b, a)):
                 ip("-n", self.namespace(x), "route", "del", "blackhole", f"{self.address(y)}/32", check=False)
         self.cuts.clear()

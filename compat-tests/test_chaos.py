@@ -37,7 +37,6 @@ import random
 import shutil
 import signal
 import struct
-import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -46,7 +45,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaProducer
 
-from conftest import BINARY, Cluster
+from conftest import Cluster
 from netns import Network
 
 CYCLES = int(os.environ.get("CHAOS_CYCLES", "5"))
@@ -360,24 +359,12 @@ class Faults:
         node = self.cluster.nodes[victim]
         node.kill9()
         shutil.rmtree(node.data_dir)
-        args = node.extra_args
-        if "--raft-listen" in args:  # replaced before: it joins, so it waits instead of refusing
-            raft_address = args[args.index("--raft-listen") + 1]
-        else:
-            out = subprocess.run(
-                [*node.prefix, str(BINARY), "serve", "--listen", node.listen, "--data-dir", str(node.data_dir), *args],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+        if "--raft-listen" not in node.extra_args:  # a node replaced before joins, so it waits instead
+            out = node.run_to_exit()
             last = (out.stderr.strip().splitlines() or [""])[-1]
             assert out.returncode != 0 and "storage id" in last, f"a wiped node started as the old voter: {last}"
             shutil.rmtree(node.data_dir, ignore_errors=True)
-            at = args.index("--voters") + 1
-            entries = args[at].split(",")
-            raft_address = next(e for e in entries if e.startswith(f"{victim}@")).split("@", 1)[1]
-            others = ",".join(e for e in entries if not e.startswith(f"{victim}@"))
-            node.extra_args = [*args[:at], others, *args[at + 1 :], "--raft-listen", raft_address]
+        raft_address = node.become_joining(victim)
         self.cli("remove-voter", "--node", str(victim), done_if="VoterNotFound")
         node.launch()
         wait_for("the wiped node to wait for add-voter", lambda: "waiting to be added" in node.log()[node.skip :])
@@ -387,11 +374,8 @@ class Faults:
     def cli(self, *args, done_if):
         """`sluice cluster ...`, retried while the controller moves; a retry
         answering `done_if` means an earlier attempt did it."""
-        brokers = ",".join(n.listen for n in self.cluster.running())
         for attempt in range(10):
-            out = subprocess.run(
-                [str(BINARY), "cluster", *args, "--brokers", brokers], capture_output=True, text=True, timeout=60
-            )
+            out = self.cluster.cli("cluster", *args)
             if out.returncode == 0 or attempt > 0 and done_if in out.stderr:
                 return
             time.sleep(1)

@@ -277,15 +277,6 @@ def test_a_node_that_disagrees_with_the_cluster_refuses_to_start(cluster, bad):
     assert last.startswith("sluice: ") and expected in last, last
 
 
-def sluice_cli(cluster, *args):
-    return subprocess.run(
-        [str(BINARY), *args, "--brokers", ",".join(n.listen for n in cluster.running())],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_a_wiped_voter_is_refused_and_replaced_with_remove_and_add_voter(cluster):
     create_topic(cluster, "wiped", config={"min.insync.replicas": "2"})
     producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": False})
@@ -297,12 +288,7 @@ def test_a_wiped_voter_is_refused_and_replaced_with_remove_and_add_voter(cluster
     shutil.rmtree(node.data_dir)
 
     # Same node id, new data directory: not the voter the cluster knows (KIP-853).
-    out = subprocess.run(
-        [str(BINARY), "serve", "--listen", node.listen, "--data-dir", str(node.data_dir), *node.extra_args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = node.run_to_exit()
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("sluice: ") and "storage id" in last and "remove-voter --node 3" in last, last
@@ -311,24 +297,19 @@ def test_a_wiped_voter_is_refused_and_replaced_with_remove_and_add_voter(cluster
     writer = Writer(cluster.bootstrap, "wiped", **{"enable.idempotence": True})
     writer.thread.start()
     wait_for("records acknowledged with node 3 gone", lambda: len(writer.acked) > 100)
-    removed = sluice_cli(cluster, "cluster", "remove-voter", "--node", "3")
+    removed = cluster.cli("cluster", "remove-voter", "--node", "3")
     assert removed.returncode == 0, removed.stderr
-    again = sluice_cli(cluster, "cluster", "remove-voter", "--node", "3")
+    again = cluster.cli("cluster", "remove-voter", "--node", "3")
     assert again.returncode != 0 and "VoterNotFound" in again.stderr, again.stderr
 
-    args = list(node.extra_args)
-    at = args.index("--voters") + 1
-    entries = args[at].split(",")
-    raft_address = next(e for e in entries if e.startswith("3@")).split("@", 1)[1]
-    args[at] = ",".join(e for e in entries if not e.startswith("3@"))  # joining: not among its voters
+    raft_address = node.become_joining(3)
     shutil.rmtree(node.data_dir, ignore_errors=True)
-    node.extra_args = [*args, "--raft-listen", raft_address]
     node.launch()
     wait_for("the joining node to wait for add-voter", lambda: "waiting to be added" in node.log()[node.skip :])
-    added = sluice_cli(cluster, "cluster", "add-voter", "--node", "3", "--address", raft_address)
+    added = cluster.cli("cluster", "add-voter", "--node", "3", "--address", raft_address)
     assert added.returncode == 0, added.stderr
     node.wait_started()
-    duplicate = sluice_cli(cluster, "cluster", "add-voter", "--node", "3", "--address", raft_address)
+    duplicate = cluster.cli("cluster", "add-voter", "--node", "3", "--address", raft_address)
     assert duplicate.returncode != 0 and "DuplicateVoter" in duplicate.stderr, duplicate.stderr
 
     wait_for("the new node in the ISR", lambda: partition_state(cluster, "wiped")[1] == [1, 2, 3], timeout=60)
