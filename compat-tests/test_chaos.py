@@ -32,6 +32,7 @@ machine can make them, else loopback without network partitions, said in
 one line), `required` or `off`. `make chaos` runs 50 cycles, network
 required."""
 
+import gc
 import os
 import random
 import shutil
@@ -39,6 +40,7 @@ import signal
 import struct
 import threading
 import time
+import traceback
 from collections import defaultdict
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -534,13 +536,21 @@ def test_chaos(tmp_path):
             network=network,
         ).start()
         run(cluster, rng, log, network)
-    except AssertionError as e:
-        raise AssertionError(f"chaos seed={SEED} (CHAOS_SEED={SEED} replays it): {e}") from e
+    except Exception as e:
+        # Only text is kept: a traceback would keep the failed run's clients
+        # alive past the network's removal, and they would then reconnect to
+        # its addresses through the default route, off this machine.
+        failure = f"chaos seed={SEED} (CHAOS_SEED={SEED} replays it): {e}\n{traceback.format_exc()}"
+    else:
+        failure = None
     finally:
+        gc.collect()
         if cluster:
             cluster.close()
         if network:
             network.destroy()
+    if failure:
+        raise AssertionError(failure)
 
 
 def run(cluster, rng, log, network):
@@ -554,21 +564,29 @@ def run(cluster, rng, log, network):
     confluent, kpython = ConfluentWriter(cluster.bootstrap), KafkaPythonWriter(cluster.bootstrap)
     txn, reader = TxnWriter(cluster.bootstrap, random.Random(rng.random())), GroupReader(cluster.bootstrap)
     workload = [confluent, kpython, txn, reader]
-    for w in workload:
-        w.start()
-    wait_for("the first acknowledged records", lambda: confluent.acked and kpython.acked and txn.committed)
-
-    started = time.time()
-    for cycle in range(1, CYCLES + 1):
-        faults.one(cycle)
-        wait_for(f"the cluster to heal after cycle {cycle}", faults.healthy, timeout=120)
-        time.sleep(rng.uniform(0.5, 2))
+    try:
         for w in workload:
-            assert w.failure is None, f"{w.name} failed in cycle {cycle}: {w.failure!r}"
-    log(f"{CYCLES} cycles in {time.time() - started:.0f}s")
+            w.start()
+        wait_for("the first acknowledged records", lambda: confluent.acked and kpython.acked and txn.committed)
 
-    for w in workload:
-        w.finish()
+        started = time.time()
+        for cycle in range(1, CYCLES + 1):
+            faults.one(cycle)
+            wait_for(f"the cluster to heal after cycle {cycle}", faults.healthy, timeout=120)
+            time.sleep(rng.uniform(0.5, 2))
+            for w in workload:
+                assert w.failure is None, f"{w.name} failed in cycle {cycle}: {w.failure!r}"
+        log(f"{CYCLES} cycles in {time.time() - started:.0f}s")
+
+        for w in workload:
+            w.finish()
+    finally:
+        # After a failure too, the clients close while the cluster is up.
+        for w in workload:
+            w.stopping.set()
+        for w in workload:
+            if w.is_alive():
+                w.join(60)
 
     # Every replica byte-identical once the followers have caught up (with
     # more nodes than the replication factor, only the partition's replicas).

@@ -209,6 +209,33 @@ def test_a_stopped_follower_leaves_the_isr_and_min_insync_is_enforced(cluster):
     assert values == [b"before", b"two of three"]
 
 
+def test_a_follower_behind_the_log_start_copies_the_batch_it_falls_in(cluster):
+    """DeleteRecords cuts the leader's log inside a batch, past a stopped
+    follower's end. The follower starts over at the leader's log start and
+    is sent the batch containing it, which begins below: it must keep that
+    batch whole (Kafka restarts its log at the batch's base offset), not
+    refuse it and go on with the next batch, leaving a hole."""
+    create_topic(cluster, "straddle", config={"min.insync.replicas": "2"})
+    leader = partition_state(cluster, "straddle")[0]
+    follower = cluster.nodes[next(i for i in cluster.nodes if i != leader)]
+    follower.kill9()
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 500})
+    for batch in range(2):
+        for i in range(1000):
+            producer.produce("straddle", value=f"{batch}-{i}".encode())
+        assert producer.flush(30) == 0
+    admin = admin_of(cluster.running())
+    deleted = admin.delete_records([TopicPartition("straddle", 0, 500)])
+    assert deleted[TopicPartition("straddle", 0, 500)].result(30).low_watermark == 500
+
+    follower.start()
+    wait_for("the follower back in the ISR", lambda: partition_state(cluster, "straddle")[1] == [1, 2, 3], timeout=30)
+    wait_for(
+        "the follower's log byte-identical to the leader's",
+        lambda: log_bytes(follower, "straddle") == log_bytes(cluster.nodes[leader], "straddle"),
+    )
+
+
 def test_a_consumer_group_keeps_consuming_across_a_leader_failover(cluster):
     create_topic(cluster, "grouped", partitions=2)
     producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": False})

@@ -227,8 +227,31 @@ impl Partition {
         Ok(end)
     }
 
+    /// Readies the log for fetched batches whose first spans
+    /// `base..=last`: one starting below the log end is refused, except
+    /// by an empty log whose start falls inside it. That is a follower
+    /// restarted at its leader's log start after DeleteRecords or
+    /// retention cut the leader's log inside a batch; it is sent the whole
+    /// batch and, as in Kafka, restarts its log at the batch's base so the
+    /// batch is kept whole (refusing it would leave a hole once the
+    /// following batches are appended).
+    pub fn align_replicated(&self, base: i64, last: i64) -> Result<(), StorageError> {
+        let (start, end) = {
+            let log = self.log.borrow();
+            (log.log_start_offset(), log.next_offset())
+        };
+        if base >= end {
+            Ok(())
+        } else if start == end && last >= end {
+            self.truncate_to(base, true).map(|_| ())
+        } else {
+            Err(StorageError::OffsetOutOfRange { offset: base, start: end, end })
+        }
+    }
+
     /// Appends a batch fetched from the leader, keeping its offsets: it
-    /// must start at or (past records compacted away) after this log's end.
+    /// must start at or (past records compacted away) after this log's end
+    /// (see [`Partition::align_replicated`]).
     pub async fn append_replicated(&self, batch: Vec<u8>) -> Result<(AppendInfo, LogOffsets), StorageError> {
         let Some(header) = StoredBatch::parse(&batch) else {
             return Err(StorageError::InvalidBatch("not a RecordBatch v2"));

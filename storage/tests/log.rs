@@ -418,6 +418,19 @@ fn a_follower_log_keeps_leader_offsets_truncates_and_tracks_epochs() {
         assert_eq!(follower.truncate_to(500, true).unwrap(), 500, "restarted empty at the leader's log start");
         assert_eq!(follower.offsets().log_start_offset, 500);
         assert!(matches!(read(&follower, 0, 10, true).await, Err(StorageError::OffsetOutOfRange { .. })));
+
+        // The leader's log was cut inside a batch: the empty log restarts at
+        // that batch's base and keeps it whole.
+        assert!(follower.align_replicated(497, 499).is_err(), "wholly below the log start");
+        let mut straddling = batch(3, 3000, 100);
+        straddling[0..8].copy_from_slice(&498i64.to_be_bytes());
+        follower.align_replicated(498, 500).unwrap();
+        follower.append_replicated(straddling).await.unwrap();
+        assert_eq!((follower.offsets().log_start_offset, follower.offsets().log_end_offset), (498, 501));
+        assert!(
+            matches!(follower.align_replicated(499, 501), Err(StorageError::OffsetOutOfRange { .. })),
+            "a log holding records never restarts"
+        );
     });
 }
 

@@ -296,10 +296,12 @@ async fn fetch_once(
 }
 
 /// Appends the whole batches in `records` (a response may end mid-batch),
-/// in order; each keeps the offsets the leader gave it.
+/// in order; each keeps the offsets the leader gave it. Nothing is appended
+/// unless every batch is intact, in order and fits this log's end: a batch
+/// refused while the ones after it are accepted would leave a hole.
 async fn append_fetched(replica: &Rc<Replica>, records: &[u8]) -> Result<(), sluice_storage::StorageError> {
     let mut at = 0usize;
-    let mut appends = Vec::new();
+    let mut batches = Vec::new();
     while at + BATCH_HEADER_LEN <= records.len() {
         let Some(batch) = StoredBatch::parse(&records[at..]) else { break };
         let end = at + batch.size as usize;
@@ -309,12 +311,21 @@ async fn append_fetched(replica: &Rc<Replica>, records: &[u8]) -> Result<(), slu
         if !StoredBatch::crc_ok(&records[at..end]) {
             return Err(sluice_storage::StorageError::InvalidBatch("fetched batch fails its CRC"));
         }
-        let bytes = records[at..end].to_vec();
+        if batches.last().is_some_and(|(prev, _): &(StoredBatch, _)| batch.base_offset <= prev.last_offset()) {
+            return Err(sluice_storage::StorageError::InvalidBatch("fetched batches out of offset order"));
+        }
+        batches.push((batch, &records[at..end]));
+        at = end;
+    }
+    let Some((first, _)) = batches.first() else { return Ok(()) };
+    replica.log.align_replicated(first.base_offset, first.last_offset())?;
+    let mut appends = Vec::new();
+    for (_, bytes) in batches {
+        let bytes = bytes.to_vec();
         let log = replica.log.clone();
         // Started in order, so offsets are reserved in order; the appends
         // then share fsyncs (group commit).
         appends.push(tokio::task::spawn_local(async move { log.append_replicated(bytes).await }));
-        at = end;
     }
     let mut outcome = Ok(());
     for append in appends {
