@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::command::ApplyError;
+use crate::error::ApplyError;
 use crate::model::ClusterMetadata;
 
 pub fn assign_replicas(

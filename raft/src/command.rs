@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::error::ApplyError;
 use crate::model::{BrokerInfo, ClusterMetadata, PartitionState, TopicMetadata, NO_LEADER};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,41 +137,6 @@ pub enum Election {
 
 /// Producer ids per allocation, as Kafka's controller hands them out.
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
-
-/// Why a command was refused; each maps to one Kafka error code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum ApplyError {
-    #[error("topic '{0}' already exists")]
-    TopicExists(String),
-    #[error("topic '{0}' does not exist")]
-    UnknownTopic(String),
-    #[error("{0}")]
-    InvalidReplicationFactor(String),
-    #[error("{0}")]
-    InvalidPartitions(String),
-    #[error("{0}")]
-    InvalidReplicaAssignment(String),
-    #[error("broker {0} is not registered")]
-    UnknownBroker(i32),
-    /// The proposer's view of the partition is stale.
-    #[error("leader epoch or partition epoch is stale")]
-    FencedLeaderEpoch,
-    #[error("{0}")]
-    InvalidIsr(String),
-    /// An ISR joiner's broker epoch is not its current registration's.
-    #[error("broker {0} registered again since the leader saw it fetch")]
-    IneligibleReplica(i32),
-    #[error("raft node {node} has storage id {known}")]
-    StorageMismatch { node: u64, known: Uuid },
-    #[error("every producer id has been handed out")]
-    ProducerIdsExhausted,
-    #[error("no reassignment is in progress for the partition")]
-    NoReassignmentInProgress,
-    #[error("the partition does not exist")]
-    UnknownPartition,
-    #[error("config {0} changed while the change was computed")]
-    ConfigChanged(String),
-}
 
 pub type Outcome = Result<Reply, ApplyError>;
 

@@ -6,12 +6,14 @@
 
 mod assign;
 mod command;
+mod error;
 mod model;
 mod network;
 mod quorum;
 mod storage;
 
-pub use command::{ApplyError, Command, Election, Outcome, Reply, MAX_PARTITIONS, PRODUCER_ID_BLOCK};
+pub use command::{Command, Election, Outcome, Reply, MAX_PARTITIONS, PRODUCER_ID_BLOCK};
+pub use error::ApplyError;
 pub use model::{
     validate_topic_name, BrokerInfo, ClusterMetadata, PartitionState, TopicMetadata, TopicNameError, NO_LEADER,
 };

@@ -18,7 +18,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::command::{ApplyError, Command, Outcome};
+use crate::command::{Command, Outcome};
+use crate::error::ApplyError;
 use crate::network::{
     read_frame, write_frame, Envelope, ForwardError, Identity, NetworkFactory, Peer, Request, Response, VoterChange,
     VoterChangeError, Voters,

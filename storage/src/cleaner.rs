@@ -157,7 +157,7 @@ pub(crate) fn read_checkpoint(dir: &Path) -> CleanerCheckpoint {
 
 pub(crate) fn write_checkpoint(dir: &Path, c: CleanerCheckpoint) -> Result<(), StorageError> {
     let text = format!("{} {}", c.cleaned_upto, c.next_horizon.unwrap_or(-1));
-    crate::log::write_atomically(dir, CHECKPOINT_FILE, text)
+    crate::files::write_atomically(dir, CHECKPOINT_FILE, text)
 }
 
 /// A 128-bit digest of a key: two independently keyed SipHashes, so two

@@ -110,7 +110,7 @@ impl EpochCache {
     fn persist(&self) -> Result<(), StorageError> {
         let text: String = self.entries.iter().map(|(e, s)| format!("{e} {s}\n")).collect();
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        crate::log::write_atomically(dir, FILE_NAME, &text)
+        crate::files::write_atomically(dir, FILE_NAME, &text)
     }
 }
 

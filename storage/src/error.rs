@@ -22,7 +22,20 @@ pub enum StorageError {
     Compaction(String),
     /// An idempotent producer's batch out of sequence or from an old epoch.
     #[error(transparent)]
-    Sequence(#[from] crate::producers::SequenceError),
+    Sequence(#[from] SequenceError),
+}
+
+/// Why an idempotent or transactional producer's batch is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SequenceError {
+    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
+    StaleEpoch { producer_id: i64, epoch: i16, current: i16 },
+    #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got} (epoch {epoch})")]
+    OutOfOrder { producer_id: i64, epoch: i16, expected: i32, got: i32 },
+    #[error("producer {producer_id} has a transaction open here: expected a transactional batch")]
+    NotTransactional { producer_id: i64 },
+    #[error("marker for producer {producer_id} from coordinator epoch {got}, older than {current}")]
+    CoordinatorFenced { producer_id: i64, got: i32, current: i32 },
 }
 
 impl StorageError {

@@ -8,6 +8,7 @@ mod batch;
 mod cleaner;
 mod epochs;
 mod error;
+mod files;
 mod index;
 mod log;
 mod partition;
@@ -18,8 +19,8 @@ mod uring;
 
 pub use batch::{end_of_batches, set_leader_epoch, StoredBatch, TxnMarker, BATCH_HEADER_LEN};
 pub use cleaner::{CleanStats, CompactableBatch, Compaction, RecordCodec};
-pub use error::StorageError;
+pub use error::{SequenceError, StorageError};
 pub use log::{AppendInfo, FsyncPolicy, LogConfig, PartitionLog, ReadResult};
 pub use partition::{LogOffsets, Partition};
-pub use producers::{AbortedTxn, ProducerBatch, ProducerSummary, SequenceError};
+pub use producers::{AbortedTxn, ProducerBatch, ProducerSummary};
 pub use uring::Ring;

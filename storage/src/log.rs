@@ -12,6 +12,7 @@ use std::rc::Rc;
 use crate::batch::{set_base_offset, StoredBatch};
 use crate::cleaner::Compaction;
 use crate::error::StorageError;
+use crate::files::{read_log_start, read_recovery_point, write_log_start, write_recovery_point, RecoveryPoint};
 use crate::index::PendingWrite;
 use crate::segment::Segment;
 
@@ -56,21 +57,6 @@ impl Default for LogConfig {
             compaction: None,
         }
     }
-}
-
-/// Kept beside the segments: the log start offset when DeleteRecords moved
-/// it inside the first segment (Kafka's log-start-offset checkpoint).
-const LOG_START_FILE: &str = "log-start-offset";
-/// Kept beside the segments: the offset below which everything was durable
-/// when last checkpointed, and whether the broker then stopped cleanly
-/// (Kafka's recovery-point checkpoint and clean-shutdown marker in one).
-const RECOVERY_FILE: &str = "recovery-point";
-
-/// Where recovery may start trusting the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RecoveryPoint {
-    pub offset: i64,
-    pub clean: bool,
 }
 
 /// Where an appended batch landed.
@@ -677,66 +663,6 @@ impl PartitionLog {
     pub fn mark_synced(&mut self, target: i64) {
         self.unsynced.retain(|(_, end)| *end > target);
     }
-}
-
-fn read_log_start(dir: &Path) -> Result<Option<i64>, StorageError> {
-    let path = dir.join(LOG_START_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(text.trim().parse().ok()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StorageError::io("read log start offset", &path)(e)),
-    }
-}
-
-fn read_recovery_point(dir: &Path) -> Result<RecoveryPoint, StorageError> {
-    let path = dir.join(RECOVERY_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let mut words = text.split_whitespace();
-            let offset = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
-            Ok(RecoveryPoint { offset, clean: words.next() == Some("clean") })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RecoveryPoint::default()),
-        Err(e) => Err(StorageError::io("read recovery point", &path)(e)),
-    }
-}
-
-const HIGH_WATERMARK: &str = "high-watermark";
-
-/// The replication high watermark last checkpointed (Kafka's
-/// replication-offset-checkpoint, kept per partition here).
-pub(crate) fn read_high_watermark(dir: &Path) -> Result<Option<i64>, StorageError> {
-    let path = dir.join(HIGH_WATERMARK);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(text.trim().parse().ok()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StorageError::io("read high watermark", &path)(e)),
-    }
-}
-
-pub(crate) fn write_high_watermark(dir: &Path, offset: i64) -> Result<(), StorageError> {
-    write_atomically(dir, HIGH_WATERMARK, offset.to_string())
-}
-
-pub(crate) fn write_recovery_point(dir: &Path, point: RecoveryPoint) -> Result<(), StorageError> {
-    let text = format!("{} {}", point.offset, if point.clean { "clean" } else { "dirty" });
-    write_atomically(dir, RECOVERY_FILE, &text)
-}
-
-fn write_log_start(dir: &Path, offset: i64) -> Result<(), StorageError> {
-    write_atomically(dir, LOG_START_FILE, offset.to_string())
-}
-
-/// Replaces a small checkpoint file atomically: temp file, fsync, rename,
-/// fsync the directory.
-pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> Result<(), StorageError> {
-    use std::io::Write;
-    let (tmp, path) = (dir.join(format!("{name}.tmp")), dir.join(name));
-    let mut f = File::create(&tmp).map_err(StorageError::io("create", &tmp))?;
-    f.write_all(bytes.as_ref()).map_err(StorageError::io("write", &tmp))?;
-    f.sync_all().map_err(StorageError::io("fsync", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(StorageError::io("rename", &path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(StorageError::io("fsync", dir))
 }
 
 fn open_dir(dir: &Path) -> Result<Rc<File>, StorageError> {

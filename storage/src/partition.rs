@@ -19,11 +19,9 @@ use crate::batch::{StoredBatch, BATCH_HEADER_LEN};
 use crate::cleaner::{self, CleanStats, RecordCodec};
 use crate::epochs::EpochCache;
 use crate::error::StorageError;
+use crate::files::{read_high_watermark, write_high_watermark, write_recovery_point, RecoveryPoint};
 use crate::log::CleanableSegment;
-use crate::log::{
-    read_high_watermark, write_high_watermark, write_recovery_point, AppendInfo, FsyncPolicy, LogConfig, PartitionLog,
-    ReadPlan, ReadResult, RecoveryPoint,
-};
+use crate::log::{AppendInfo, FsyncPolicy, LogConfig, PartitionLog, ReadPlan, ReadResult};
 use crate::producers::{self, AbortedTxn, ProducerBatch, ProducerStates, ProducerSummary, Verdict};
 use crate::txnindex;
 use crate::uring::Ring;

@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use crate::batch::{StoredBatch, TxnMarker};
-use crate::error::StorageError;
+use crate::error::{SequenceError, StorageError};
 
 /// Batches remembered per producer: clients keep at most five in flight.
 const TRACKED_BATCHES: usize = 5;
@@ -81,18 +81,6 @@ pub enum Verdict {
     Append,
     /// Already in the log: answer with where it went.
     Duplicate(ProducerBatch),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SequenceError {
-    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
-    StaleEpoch { producer_id: i64, epoch: i16, current: i16 },
-    #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got} (epoch {epoch})")]
-    OutOfOrder { producer_id: i64, epoch: i16, expected: i32, got: i32 },
-    #[error("producer {producer_id} has a transaction open here: expected a transactional batch")]
-    NotTransactional { producer_id: i64 },
-    #[error("marker for producer {producer_id} from coordinator epoch {got}, older than {current}")]
-    CoordinatorFenced { producer_id: i64, got: i32, current: i32 },
 }
 
 /// Every producer's state in one partition.
@@ -474,7 +462,7 @@ pub fn write_snapshot(
     segment_bases: &[i64],
 ) -> Result<(), StorageError> {
     let name = format!("{offset:020}{SNAPSHOT_SUFFIX}");
-    crate::log::write_atomically(dir, &name, states.encode(offset))?;
+    crate::files::write_atomically(dir, &name, states.encode(offset))?;
     let offsets = snapshot_offsets(dir)?;
     for old in offsets.iter().rev().skip(SNAPSHOTS_KEPT).filter(|o| segment_bases.binary_search(o).is_err()) {
         let _ = std::fs::remove_file(snapshot_path(dir, *old));
