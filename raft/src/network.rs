@@ -96,6 +96,13 @@ pub enum Request {
     ChangeVoters(VoterChange),
 }
 
+impl Request {
+    /// Raft's own messages, as openraft exchanges them.
+    pub fn is_raft(&self) -> bool {
+        matches!(self, Request::Append(_) | Request::Vote(_) | Request::Snapshot(_))
+    }
+}
+
 /// AddRaftVoter / RemoveRaftVoter, as the controller carries them out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum VoterChange {

@@ -99,6 +99,35 @@ fn format_voters(voters: &Voters) -> String {
     voters.iter().map(|(id, addr)| format!("{id}@{addr}")).collect::<Vec<_>>().join(",")
 }
 
+/// Why a peer's message is not acted on.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// The sender expects another data directory under this node's id.
+    NotThisDirectory { expected: Uuid },
+    /// The sender's data directory is not the one pinned for its node id.
+    SenderReplaced { known: Uuid },
+}
+
+impl Refusal {
+    /// `ours` is this node's storage id, `known` the one this node's applied
+    /// metadata pins for the sender. Raft's own messages (append, snapshot,
+    /// vote) are not refused for `known`: this node's metadata may predate
+    /// the sender's replacement, and a follower catching up must accept the
+    /// replaced leader that brings it the replacement, as KIP-853 voters
+    /// grant votes whatever their possibly stale voter set says. They stay
+    /// safe without it: a wiped node has an empty log, so it wins no
+    /// election, and it cannot act as the old voter (the first rule).
+    fn of(ours: Uuid, known: Option<Uuid>, envelope: &Envelope) -> Option<Self> {
+        if let Some(expected) = envelope.to_storage.filter(|s| *s != ours) {
+            return Some(Refusal::NotThisDirectory { expected });
+        }
+        if envelope.body.is_raft() {
+            return None;
+        }
+        known.filter(|k| envelope.storage != Some(*k)).map(|known| Refusal::SenderReplaced { known })
+    }
+}
+
 /// What an operator does about a voter whose data directory is not the one
 /// the cluster knows.
 fn replace_advice(node: u64) -> String {
@@ -521,35 +550,35 @@ impl MetadataQuorum {
     }
 
     /// KIP-853's rule: a voter is a node id *and* a data directory. Refuses
-    /// a sender whose storage id is not the one pinned for it, and — when the
-    /// sender expects another storage id here — refuses to act as this node
-    /// at all (no vote, no append), saying why once.
+    /// to act as this node at all (no vote, no append) when the sender
+    /// expects another storage id here, saying why once; refuses a sender
+    /// whose storage id is not the one pinned for it (see [`Refusal::of`]).
     fn check_identities(&self, envelope: &Envelope) -> Option<String> {
-        if let Some(expected) = envelope.to_storage.filter(|s| *s != self.me.storage) {
-            let reason = format!(
-                "node {} knows node {} by storage id {expected}, not this data directory's {}: {}",
-                envelope.from,
-                self.id,
-                self.me.storage,
-                replace_advice(self.id)
-            );
-            if !self.replaced_said.swap(true, Ordering::Relaxed) {
-                tracing::error!("{reason}");
+        match Refusal::of(self.me.storage, self.me.known_storage(envelope.from), envelope)? {
+            Refusal::NotThisDirectory { expected } => {
+                let reason = format!(
+                    "node {} knows node {} by storage id {expected}, not this data directory's {}: {}",
+                    envelope.from,
+                    self.id,
+                    self.me.storage,
+                    replace_advice(self.id)
+                );
+                if !self.replaced_said.swap(true, Ordering::Relaxed) {
+                    tracing::error!("{reason}");
+                }
+                Some(reason)
             }
-            return Some(reason);
+            Refusal::SenderReplaced { known } => {
+                let theirs = envelope.storage.map_or_else(|| "none".to_string(), |s| s.to_string());
+                let reason = format!(
+                    "the cluster knows node {} by storage id {known}, not its data directory's {theirs}: {}",
+                    envelope.from,
+                    replace_advice(envelope.from)
+                );
+                tracing::debug!("{reason}");
+                Some(reason)
+            }
         }
-        let known = self.me.known_storage(envelope.from)?;
-        if envelope.storage == Some(known) {
-            return None;
-        }
-        let theirs = envelope.storage.map_or_else(|| "none".to_string(), |s| s.to_string());
-        let reason = format!(
-            "the cluster knows node {} by storage id {known}, not its data directory's {theirs}: {}",
-            envelope.from,
-            replace_advice(envelope.from)
-        );
-        tracing::debug!("{reason}");
-        Some(reason)
     }
 
     /// Adds or removes a voter (AddRaftVoter / RemoveRaftVoter), through
@@ -681,4 +710,45 @@ pub fn new_cluster_id() -> String {
         out.push(ALPHABET[((bits << (6 - nbits)) & 0x3f) as usize] as char);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::raft::AppendEntriesRequest;
+    use openraft::Vote;
+
+    use super::*;
+
+    fn envelope(storage: Uuid, to_storage: Option<Uuid>, body: Request) -> Envelope {
+        Envelope { from: 1, storage: Some(storage), to_storage, body }
+    }
+
+    fn append() -> Request {
+        Request::Append(AppendEntriesRequest {
+            vote: Vote::new(8, 1),
+            prev_log_id: None,
+            entries: vec![],
+            leader_commit: None,
+        })
+    }
+
+    #[test]
+    fn a_follower_whose_metadata_predates_a_replacement_still_follows_the_replaced_leader() {
+        let (ours, old, new) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        // This node's metadata still pins node 1's old directory; node 1 was
+        // replaced and now leads: its appends are what bring the replacement.
+        assert_eq!(Refusal::of(ours, Some(old), &envelope(new, Some(ours), append())), None);
+        // Outside raft's messages the pinned id still decides.
+        let hello = Request::Hello { bootstrap: None };
+        assert_eq!(
+            Refusal::of(ours, Some(old), &envelope(new, None, hello)),
+            Some(Refusal::SenderReplaced { known: old })
+        );
+        // Whatever the message, a sender expecting another directory here is refused.
+        assert_eq!(
+            Refusal::of(ours, Some(new), &envelope(new, Some(old), append())),
+            Some(Refusal::NotThisDirectory { expected: old })
+        );
+        assert_eq!(Refusal::of(ours, Some(new), &envelope(new, Some(ours), append())), None);
+    }
 }
