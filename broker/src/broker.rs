@@ -1,10 +1,10 @@
 //! The broker's shared state: its seat in the metadata quorum and the topic
 //! registry derived from the applied metadata (settings, and per partition
 //! the signal long-polling fetches wait on). Partition replicas live on
-//! their owner shards (`shard.rs`); `replication::reconcile` opens, closes
-//! and re-roles them whenever the metadata changes. Topic creation and
-//! deletion are proposals to the controller, answered once this broker has
-//! applied them.
+//! their owner shards (`runtime/shard.rs`); `replication::reconcile`
+//! opens, closes and re-roles them whenever the metadata changes. Topic
+//! creation and deletion are proposals to the controller, answered once
+//! this broker has applied them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,10 +21,12 @@ use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::error::CoordinatorRouteError;
 use crate::group::{partition_for, Coordinator, OFFSETS_PARTITIONS, OFFSETS_TOPIC};
-use crate::replication::Replica;
-use crate::server::Shutdown;
-use crate::shard::{ShardContext, ShardError, ShardSet, TopicPartition};
+use crate::replication::replica::Replica;
+use crate::replication::replica::TopicPartition;
+use crate::runtime::shard::{ShardContext, ShardError, ShardSet};
+use crate::runtime::shutdown::Shutdown;
 use crate::topic_config::TopicSettings;
 use crate::txn::{TXN_PARTITIONS, TXN_TOPIC};
 
@@ -70,20 +72,6 @@ impl Topic {
     pub fn is_internal(&self) -> bool {
         INTERNAL_TOPICS.contains(&self.meta.name.as_str())
     }
-}
-
-/// Why a group or transaction request could not reach its coordinator.
-#[derive(Debug, thiserror::Error)]
-pub enum GroupRouteError {
-    /// The internal topic could not be created or its shard is stopping.
-    #[error("the group coordinator is not available")]
-    NotReady,
-    /// This broker does not lead the group's `__consumer_offsets` partition.
-    #[error("this broker does not coordinate the group")]
-    Moved,
-    /// It just became the leader and is still replaying the partition.
-    #[error("the group coordinator is loading")]
-    Loading,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -270,7 +258,7 @@ impl Broker {
     /// Runs `f` on the shard coordinating `group`, with that shard's
     /// coordinator and its `__consumer_offsets` replica, which this broker
     /// must lead.
-    pub async fn with_coordinator<R, F, Fut>(&self, group: &str, f: F) -> Result<R, GroupRouteError>
+    pub async fn with_coordinator<R, F, Fut>(&self, group: &str, f: F) -> Result<R, CoordinatorRouteError>
     where
         R: Send + 'static,
         F: FnOnce(Rc<Coordinator>, Rc<Replica>) -> Fut + Send + 'static,
@@ -289,7 +277,7 @@ impl Broker {
     /// Runs `f` on the shard coordinating transactional id `id`, with that
     /// shard's context and its `__transaction_state` replica, which this
     /// broker must lead.
-    pub async fn with_txn_coordinator<R, F, Fut>(&self, id: &str, f: F) -> Result<R, GroupRouteError>
+    pub async fn with_txn_coordinator<R, F, Fut>(&self, id: &str, f: F) -> Result<R, CoordinatorRouteError>
     where
         R: Send + 'static,
         F: FnOnce(Rc<ShardContext>, Rc<Replica>) -> Fut + Send + 'static,
@@ -308,7 +296,7 @@ impl Broker {
         partition: i32,
         loading: fn(&ShardContext, i32) -> bool,
         f: F,
-    ) -> Result<R, GroupRouteError>
+    ) -> Result<R, CoordinatorRouteError>
     where
         R: Send + 'static,
         F: FnOnce(Rc<ShardContext>, Rc<Replica>) -> Fut + Send + 'static,
@@ -316,23 +304,23 @@ impl Broker {
     {
         let topic = topic.map_err(|e| {
             tracing::warn!(error = %e, "cannot create an internal topic");
-            GroupRouteError::NotReady
+            CoordinatorRouteError::NotReady
         })?;
-        let tp = topic.tp(partition).ok_or(GroupRouteError::Moved)?;
+        let tp = topic.tp(partition).ok_or(CoordinatorRouteError::Moved)?;
         let started = self
             .shards
             .spawn_on(self.shards.owner(&tp), move |ctx| async move {
                 let Some(replica) = ctx.replica(&tp).filter(|r| r.is_leader()) else {
-                    return Err(GroupRouteError::Moved);
+                    return Err(CoordinatorRouteError::Moved);
                 };
                 if loading(&ctx, tp.1) {
-                    return Err(GroupRouteError::Loading);
+                    return Err(CoordinatorRouteError::Loading);
                 }
                 Ok(f(ctx, replica).await)
             })
             .await
-            .map_err(|_| GroupRouteError::NotReady)?;
-        started.await.map_err(|_| GroupRouteError::NotReady)?
+            .map_err(|_| CoordinatorRouteError::NotReady)?;
+        started.await.map_err(|_| CoordinatorRouteError::NotReady)?
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {

@@ -7,43 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use serde::Deserialize;
 use sluice_storage::FsyncPolicy;
-
-#[derive(Debug, Parser)]
-#[command(name = "sluice", version, about = "A Kafka-compatible streaming broker")]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run a broker (one node, 127.0.0.1:9092, data under ./data by default).
-    Serve(Box<ServeArgs>),
-    /// Create, list, describe, alter, grow, delete, produce to and consume topics.
-    Topic {
-        #[command(flatten)]
-        target: crate::cli::Target,
-        #[command(subcommand)]
-        command: crate::cli::TopicCommand,
-    },
-    /// List, describe, delete consumer groups and move their offsets.
-    Group {
-        #[command(flatten)]
-        target: crate::cli::Target,
-        #[command(subcommand)]
-        command: crate::cli::GroupCommand,
-    },
-    /// Describe the cluster.
-    Cluster {
-        #[command(flatten)]
-        target: crate::cli::Target,
-        #[command(subcommand)]
-        command: crate::cli::ClusterCommand,
-    },
-}
 
 /// Every setting is optional here so that a value given by flag or
 /// environment can be told apart from one left to the file or default.
@@ -166,7 +132,7 @@ pub struct Config {
     pub fsync: FsyncPolicy,
     pub retention_check_interval: std::time::Duration,
     pub log_cleaner_backoff: std::time::Duration,
-    pub groups: crate::group::GroupConfig,
+    pub groups: GroupConfig,
     pub max_request_bytes: usize,
     /// Raft voters by node id; just this node (with no address) when alone.
     pub voters: sluice_raft::Voters,
@@ -177,6 +143,36 @@ pub struct Config {
     pub replica_lag_time_max: Duration,
     pub default_replication_factor: i16,
 }
+
+/// The group coordinator's settings, under Kafka's names.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupConfig {
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of
+    /// an empty group waits for more members.
+    pub initial_rebalance_delay: Duration,
+    /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`.
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// `offsets.retention.minutes`, in ms.
+    pub offsets_retention_ms: i64,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self {
+            initial_rebalance_delay: Duration::from_millis(3000),
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
+        }
+    }
+}
+
+/// Partitions one CreateTopics or CreatePartitions request may create: like
+/// KRaft's cap on records per user operation, it keeps one request from
+/// creating millions of directories. It also bounds `--num-partitions`, so
+/// the default is always a count one request can create.
+pub const MAX_PARTITIONS_PER_REQUEST: i32 = 10_000;
 
 /// More shards than this is a typo, not a machine.
 const MAX_SHARDS: usize = 1024;
@@ -203,7 +199,7 @@ impl Config {
             return Err(format!("invalid node-id {node_id}: must be 0 or greater"));
         }
         let num_partitions = args.num_partitions.or(file.num_partitions).unwrap_or(1);
-        let max = crate::handlers::MAX_PARTITIONS;
+        let max = MAX_PARTITIONS_PER_REQUEST;
         if !(1..=max).contains(&num_partitions) {
             return Err(format!("invalid num-partitions {num_partitions}: must be between 1 and {max}"));
         }
@@ -282,7 +278,7 @@ impl Config {
             fsync,
             retention_check_interval: std::time::Duration::from_millis(retention_check_interval_ms),
             log_cleaner_backoff: std::time::Duration::from_millis(log_cleaner_backoff_ms),
-            groups: crate::group::GroupConfig {
+            groups: GroupConfig {
                 initial_rebalance_delay: std::time::Duration::from_millis(
                     args.group_initial_rebalance_delay_ms.or(file.group_initial_rebalance_delay_ms).unwrap_or(3000),
                 ),

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 
 use crate::broker::Broker;
 use crate::handlers::{self, LaterReply, Reply};
-use crate::server::Shutdown;
+use crate::runtime::shutdown::Shutdown;
 
 /// Produce requests a connection may have waiting for their answers; past
 /// this the connection stops reading (TCP back-pressure on the client).

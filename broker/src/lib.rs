@@ -4,16 +4,16 @@
 pub mod broker;
 mod broker_configs;
 pub mod cli;
-pub mod compaction;
 pub mod config;
 pub mod connection;
+pub mod error;
 pub mod group;
 pub mod handlers;
 mod internal_records;
 pub mod kafka_client;
 pub mod replication;
+pub mod runtime;
 pub mod server;
-pub mod shard;
 pub mod topic_config;
 pub mod txn;
 

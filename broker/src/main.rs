@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::Parser;
+use sluice_broker::cli::args::{Cli, CliCommand};
 use sluice_broker::cli::{self, AdminCommand};
-use sluice_broker::config::{Cli, Command, Config};
+use sluice_broker::config::Config;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -24,10 +25,10 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve(args) => serve(*args),
-        Command::Topic { target, command } => cli::run(target, AdminCommand::Topic(command)),
-        Command::Group { target, command } => cli::run(target, AdminCommand::Group(command)),
-        Command::Cluster { target, command } => cli::run(target, AdminCommand::Cluster(command)),
+        CliCommand::Serve(args) => serve(*args),
+        CliCommand::Topic { target, command } => cli::run(target, AdminCommand::Topic(command)),
+        CliCommand::Group { target, command } => cli::run(target, AdminCommand::Group(command)),
+        CliCommand::Cluster { target, command } => cli::run(target, AdminCommand::Cluster(command)),
     }
 }
 

@@ -17,8 +17,10 @@ use tokio::task::JoinSet;
 
 use crate::broker::{flush_local, Broker};
 use crate::config::Config;
-use crate::replication::{follow_metadata, reconcile, shrink_isrs_periodically};
-use crate::shard::{pin_to_core, JobQueue, ShardContext, ShardSet};
+use crate::replication::isr::shrink_isrs_periodically;
+use crate::replication::reconcile::{follow_metadata, reconcile};
+use crate::runtime::shard::{pin_to_core, JobQueue, ShardContext, ShardSet};
+use crate::runtime::shutdown::Shutdown;
 use sluice_raft::{MetadataQuorum, QuorumConfig, QuorumError};
 
 /// How often each shard fdatasyncs its partitions in the background. Acked
@@ -31,30 +33,6 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const LISTEN_BACKLOG: i32 = 1024;
-
-/// A cloneable view of the broker-wide shutdown flag.
-#[derive(Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
-
-impl Shutdown {
-    pub fn is_set(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    pub async fn wait(&self) {
-        let mut rx = self.0.clone();
-        let _ = rx.wait_for(|stop| *stop).await;
-    }
-
-    /// Sleeps for `every`; false once the broker is shutting down, so
-    /// periodic tasks read `while shutdown.tick(every).await { ... }`.
-    pub async fn tick(&self, every: Duration) -> bool {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => true,
-            _ = self.wait() => false,
-        }
-    }
-}
 
 /// Runs the broker until a signal stops it.
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -94,7 +72,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         shards,
         quorum.clone(),
         control.handle().clone(),
-        Shutdown(stop_rx.clone()),
+        Shutdown::new(stop_rx.clone()),
     )
     .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     let broker = Arc::new(broker);
@@ -109,7 +87,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             broker: broker.clone(),
             queue,
             listener,
-            shutdown: Shutdown(stop_rx.clone()),
+            shutdown: Shutdown::new(stop_rx.clone()),
             drained: drained.clone(),
             ready: ready_tx.clone(),
             serve: serve_rx.clone(),
@@ -302,7 +280,7 @@ impl ShardThread {
             broker.config.retention_check_interval,
             shutdown.clone(),
         ));
-        let cleaner = tokio::task::spawn_local(crate::compaction::clean_periodically(
+        let cleaner = tokio::task::spawn_local(crate::runtime::compaction::clean_periodically(
             ctx.clone(),
             broker.config.log_cleaner_backoff,
             shutdown.clone(),

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use sluice_broker::compaction::KafkaRecords;
+use sluice_broker::runtime::compaction::KafkaRecords;
 use sluice_broker::txn::markers::Marker;
 use sluice_storage::{Compaction, LogConfig, Partition, RecordCodec, Ring};
 

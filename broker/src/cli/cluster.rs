@@ -10,7 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::admin::{check, Admin};
-use super::table;
+use super::table::table;
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {

@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::admin::{check, Admin};
-use super::table;
+use super::table::table;
 
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {

@@ -4,8 +4,10 @@
 //! exit code 1.
 
 mod admin;
+pub mod args;
 mod cluster;
 mod group;
+mod table;
 mod topic;
 
 use std::process::ExitCode;
@@ -54,23 +56,5 @@ pub fn run(target: Target, cmd: AdminCommand) -> ExitCode {
             eprintln!("sluice: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Prints rows under a header, columns padded to their widest cell.
-fn table(header: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
     }
 }

@@ -23,7 +23,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Record, RecordBatchDecoder};
 
 use super::admin::{check, Admin};
-use super::table;
+use super::table::table;
 use crate::internal_records::{encode, record};
 
 #[derive(Debug, Subcommand)]

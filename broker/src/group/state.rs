@@ -14,7 +14,7 @@ use kafka_protocol::ResponseError as E;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::Coordinator;
+use crate::config::GroupConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
@@ -222,15 +222,15 @@ impl Group {
 
     pub fn join(
         group: &Rc<RefCell<Group>>,
-        coord: &Rc<Coordinator>,
+        config: &GroupConfig,
         req: JoinRequest,
     ) -> Result<JoinOutcome, oneshot::Receiver<JoinOutcome>> {
         let mut g = group.borrow_mut();
         let fail = |code: i16, member_id: &str| {
             Ok(JoinOutcome { error: code, generation: -1, member_id: member_id.to_string(), ..Default::default() })
         };
-        if req.session_timeout_ms < coord.config.min_session_timeout_ms
-            || req.session_timeout_ms > coord.config.max_session_timeout_ms
+        if req.session_timeout_ms < config.min_session_timeout_ms
+            || req.session_timeout_ms > config.max_session_timeout_ms
         {
             return fail(error(E::InvalidSessionTimeout), &req.member_id);
         }
@@ -255,7 +255,7 @@ impl Group {
             let new_id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
             if let Some(instance) = req.instance_id.clone() {
                 if let Some(old_id) = g.static_members.get(&instance).cloned() {
-                    return g.replace_static_member(group, coord, old_id, new_id, req);
+                    return g.replace_static_member(group, config, old_id, new_id, req);
                 }
                 g.static_members.insert(instance, new_id.clone());
             } else if req.requires_known_member_id {
@@ -263,12 +263,12 @@ impl Group {
                 g.pending.insert(new_id.clone(), deadline);
                 return fail(error(E::MemberIdRequired), &new_id);
             }
-            return Err(g.add_member_and_rebalance(group, coord, new_id, req));
+            return Err(g.add_member_and_rebalance(group, config, new_id, req));
         }
 
         if g.pending.remove(&req.member_id).is_some() {
             let id = req.member_id.clone();
-            return Err(g.add_member_and_rebalance(group, coord, id, req));
+            return Err(g.add_member_and_rebalance(group, config, id, req));
         }
         let known = g.check_member(&req.member_id, req.instance_id.as_deref(), None);
         if known != 0 {
@@ -303,7 +303,7 @@ impl Group {
                     let _ = tx.send(outcome);
                 }
             }
-            _ => g.prepare_rebalance(group, coord),
+            _ => g.prepare_rebalance(group, config),
         }
         Err(rx)
     }
@@ -311,7 +311,7 @@ impl Group {
     fn add_member_and_rebalance(
         &mut self,
         group: &Rc<RefCell<Group>>,
-        coord: &Rc<Coordinator>,
+        config: &GroupConfig,
         id: String,
         req: JoinRequest,
     ) -> oneshot::Receiver<JoinOutcome> {
@@ -341,7 +341,7 @@ impl Group {
         if self.state == GroupState::PreparingRebalance {
             self.maybe_complete_join();
         } else {
-            self.prepare_rebalance(group, coord);
+            self.prepare_rebalance(group, config);
         }
         rx
     }
@@ -352,7 +352,7 @@ impl Group {
     fn replace_static_member(
         &mut self,
         group: &Rc<RefCell<Group>>,
-        coord: &Rc<Coordinator>,
+        config: &GroupConfig,
         old_id: String,
         new_id: String,
         req: JoinRequest,
@@ -361,7 +361,7 @@ impl Group {
             if let Some(instance) = &req.instance_id {
                 self.static_members.insert(instance.clone(), new_id.clone());
             }
-            return Err(self.add_member_and_rebalance(group, coord, new_id, req));
+            return Err(self.add_member_and_rebalance(group, config, new_id, req));
         };
         if let Some(tx) = member.join.take() {
             let _ = tx.send(JoinOutcome { error: error(E::FencedInstanceId), generation: -1, ..Default::default() });
@@ -397,7 +397,7 @@ impl Group {
         if self.state == GroupState::PreparingRebalance {
             self.maybe_complete_join();
         } else {
-            self.prepare_rebalance(group, coord);
+            self.prepare_rebalance(group, config);
         }
         Err(rx)
     }
@@ -416,7 +416,7 @@ impl Group {
     }
 
     /// Starts a rebalance: every member must rejoin before the deadline.
-    fn prepare_rebalance(&mut self, group: &Rc<RefCell<Group>>, coord: &Rc<Coordinator>) {
+    fn prepare_rebalance(&mut self, group: &Rc<RefCell<Group>>, config: &GroupConfig) {
         if self.state == GroupState::CompletingRebalance {
             for m in self.members.values_mut() {
                 if let Some(tx) = m.sync.take() {
@@ -425,9 +425,8 @@ impl Group {
             }
         }
         let max_rebalance = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
-        self.initial_delay = self.state == GroupState::Empty && coord.config.initial_rebalance_delay > Duration::ZERO;
-        let wait =
-            if self.initial_delay { coord.config.initial_rebalance_delay.min(max_rebalance) } else { max_rebalance };
+        self.initial_delay = self.state == GroupState::Empty && config.initial_rebalance_delay > Duration::ZERO;
+        let wait = if self.initial_delay { config.initial_rebalance_delay.min(max_rebalance) } else { max_rebalance };
         self.state = GroupState::PreparingRebalance;
         self.rebalance_epoch += 1;
         let epoch = self.rebalance_epoch;
@@ -602,12 +601,7 @@ impl Group {
     }
 
     /// LeaveGroup for one member (by id, or by instance id for static members).
-    pub fn leave(
-        group: &Rc<RefCell<Group>>,
-        coord: &Rc<Coordinator>,
-        member_id: &str,
-        instance_id: Option<&str>,
-    ) -> i16 {
+    pub fn leave(group: &Rc<RefCell<Group>>, config: &GroupConfig, member_id: &str, instance_id: Option<&str>) -> i16 {
         let mut g = group.borrow_mut();
         let id = match instance_id {
             Some(instance) => match g.static_members.get(instance) {
@@ -624,7 +618,7 @@ impl Group {
             return error(E::UnknownMemberId);
         }
         g.remove_member(&id);
-        g.on_membership_change(group, coord);
+        g.on_membership_change(group, config);
         0
     }
 
@@ -644,9 +638,9 @@ impl Group {
         }
     }
 
-    fn on_membership_change(&mut self, group: &Rc<RefCell<Group>>, coord: &Rc<Coordinator>) {
+    fn on_membership_change(&mut self, group: &Rc<RefCell<Group>>, config: &GroupConfig) {
         match self.state {
-            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(group, coord),
+            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(group, config),
             GroupState::PreparingRebalance => self.maybe_complete_join(),
             GroupState::Empty => {}
         }
@@ -654,7 +648,7 @@ impl Group {
 
     /// Removes members whose session timed out (unless they are waiting in
     /// a join or sync, which keeps them alive) and stale pending ids.
-    pub fn expire(group: &Rc<RefCell<Group>>, coord: &Rc<Coordinator>) {
+    pub fn expire(group: &Rc<RefCell<Group>>, config: &GroupConfig) {
         let mut g = group.borrow_mut();
         let now = Instant::now();
         g.pending.retain(|_, deadline| *deadline > now);
@@ -671,7 +665,7 @@ impl Group {
             tracing::info!(group = %g.id, member = %id, "member session expired");
             g.remove_member(id);
         }
-        g.on_membership_change(group, coord);
+        g.on_membership_change(group, config);
     }
 }
 

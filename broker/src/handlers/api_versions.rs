@@ -1,4 +1,4 @@
-//! ApiVersions: advertises `SUPPORTED`. Follows KIP-511: a request at a
+//! ApiVersions: advertises the dispatch table (`handlers::SUPPORTED`). Follows KIP-511: a request at a
 //! version we do not know is answered in the v0 format with
 //! UNSUPPORTED_VERSION and our ranges, so the client can retry lower.
 
@@ -8,18 +8,20 @@ use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::ResponseError;
 use sluice_protocol::message::{encode_response, Request};
 
-use super::{code, HandleError, SUPPORTED};
+use super::api::{ApiSpec, HandleError};
+use crate::error::code;
 use kafka_protocol::messages::ApiKey;
 
-pub fn handle(req: &Request) -> Result<Bytes, HandleError> {
-    let spec = SUPPORTED
+/// Answers with `supported`, the table dispatch serves.
+pub fn handle(req: &Request, supported: &[ApiSpec]) -> Result<Bytes, HandleError> {
+    let spec = supported
         .iter()
         .find(|s| s.key == ApiKey::ApiVersions)
         .ok_or(HandleError::UnsupportedApi(ApiKey::ApiVersions))?;
     let version = req.version();
     let correlation_id = req.header.correlation_id;
     if version < spec.min || version > spec.max {
-        let resp = advertised().with_error_code(code::of(ResponseError::UnsupportedVersion));
+        let resp = advertised(supported).with_error_code(code::of(ResponseError::UnsupportedVersion));
         return Ok(encode_response("ApiVersions", correlation_id, 0, &resp)?);
     }
     let body: ApiVersionsRequest = req.decode("ApiVersions")?;
@@ -28,13 +30,13 @@ pub fn handle(req: &Request) -> Result<Bytes, HandleError> {
     {
         ApiVersionsResponse::default().with_error_code(code::of(ResponseError::InvalidRequest))
     } else {
-        advertised()
+        advertised(supported)
     };
     Ok(encode_response("ApiVersions", correlation_id, version, &resp)?)
 }
 
-fn advertised() -> ApiVersionsResponse {
-    let api_keys = SUPPORTED
+fn advertised(supported: &[ApiSpec]) -> ApiVersionsResponse {
+    let api_keys = supported
         .iter()
         .map(|s| ApiVersion::default().with_api_key(s.key as i16).with_min_version(s.min).with_max_version(s.max))
         .collect();

@@ -19,8 +19,8 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_raft::ApplyError;
 
-use super::code;
 use crate::broker::{Broker, BrokerError};
+use crate::error::code;
 use crate::{broker_configs, topic_config};
 
 const TOPIC: i8 = 2;

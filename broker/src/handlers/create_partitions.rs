@@ -12,8 +12,8 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_raft::ApplyError;
 
-use super::code;
 use crate::broker::{Broker, BrokerError};
+use crate::error::code;
 
 pub async fn handle(broker: &Arc<Broker>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut seen: HashMap<String, usize> = HashMap::new();

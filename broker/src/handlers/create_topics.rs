@@ -12,13 +12,10 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_raft::ApplyError;
 
-use super::code;
 use crate::broker::{Broker, BrokerError};
+use crate::config::MAX_PARTITIONS_PER_REQUEST;
+use crate::error::code;
 use crate::topic_config;
-
-/// Partitions one request may create: like KRaft's cap on records per user
-/// operation, it keeps one request from creating millions of directories.
-pub const MAX_PARTITIONS: i32 = 10_000;
 
 pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -62,9 +59,10 @@ async fn create_one(
     let partitions = if t.assignments.is_empty() {
         match t.num_partitions {
             -1 => broker.config.num_partitions,
-            n if (1..=MAX_PARTITIONS).contains(&n) => n,
-            n if n > MAX_PARTITIONS => {
-                let msg = format!("Number of partitions {n} is over the limit of {MAX_PARTITIONS} per request.");
+            n if (1..=MAX_PARTITIONS_PER_REQUEST).contains(&n) => n,
+            n if n > MAX_PARTITIONS_PER_REQUEST => {
+                let msg =
+                    format!("Number of partitions {n} is over the limit of {MAX_PARTITIONS_PER_REQUEST} per request.");
                 return Err((ResponseError::InvalidPartitions, msg));
             }
             n => {
@@ -133,8 +131,8 @@ fn check_assignments(broker: &Broker, t: &CreatableTopic) -> Result<i32, (Respon
         let msg = "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.";
         return Err((ResponseError::InvalidRequest, msg.to_string()));
     }
-    if t.assignments.len() > MAX_PARTITIONS as usize {
-        let msg = format!("Number of partitions is over the limit of {MAX_PARTITIONS} per request.");
+    if t.assignments.len() > MAX_PARTITIONS_PER_REQUEST as usize {
+        let msg = format!("Number of partitions is over the limit of {MAX_PARTITIONS_PER_REQUEST} per request.");
         return Err((ResponseError::InvalidPartitions, msg));
     }
     let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();

@@ -8,8 +8,8 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::ResponseError;
 use sluice_storage::StorageError;
 
-use super::code;
 use crate::broker::Broker;
+use crate::error::code;
 
 pub async fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest, _version: i16) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());

@@ -9,8 +9,8 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::code;
 use crate::broker::Broker;
+use crate::error::code;
 
 const ENDPOINT_BROKERS: i8 = 1;
 /// Kafka's "operations not requested" marker.

@@ -12,8 +12,8 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, 
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::code;
 use crate::broker::Broker;
+use crate::error::code;
 
 pub async fn handle(broker: &Arc<Broker>, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
     let dir = std::path::absolute(&broker.config.data_dir).unwrap_or_else(|_| broker.config.data_dir.clone());

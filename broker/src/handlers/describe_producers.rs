@@ -10,8 +10,8 @@ use kafka_protocol::messages::describe_producers_response::{PartitionResponse, P
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
-use super::code;
 use crate::broker::Broker;
+use crate::error::code;
 
 pub async fn handle(broker: &Arc<Broker>, req: DescribeProducersRequest) -> DescribeProducersResponse {
     let mut topics = Vec::with_capacity(req.topics.len());

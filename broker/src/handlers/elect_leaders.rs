@@ -13,8 +13,8 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_raft::Election;
 
-use super::code;
 use crate::broker::Broker;
+use crate::error::code;
 
 const PREFERRED: i8 = 0;
 const UNCLEAN: i8 = 1;

@@ -29,10 +29,10 @@ use sluice_storage::{AbortedTxn, StorageError};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::code;
 use crate::broker::{Broker, Topic};
-use crate::replication::Replica;
-use crate::server::Shutdown;
+use crate::error::code;
+use crate::replication::replica::Replica;
+use crate::runtime::shutdown::Shutdown;
 
 /// Kafka's READ_COMMITTED isolation level.
 const READ_COMMITTED: i8 = 1;
@@ -276,7 +276,7 @@ async fn read_partition(
             if let Some(isr) = replica.record_follower_fetch(id, offset, broker_epoch, registration) {
                 tracing::info!(topic = %replica.topic, partition = replica.index, ?isr, "follower caught up: expanding the ISR");
                 if let Some(topic) = broker.topic(&replica.topic) {
-                    crate::replication::propose_isr_change(broker, replica, topic.meta.id, isr);
+                    crate::replication::isr::propose_isr_change(broker, replica, topic.meta.id, isr);
                 }
             }
             i64::MAX

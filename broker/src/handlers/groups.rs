@@ -13,8 +13,8 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError as E;
 
-use super::{code, route_error};
 use crate::broker::Broker;
+use crate::error::{code, route_error};
 use crate::group::{Group, GroupState, JoinRequest};
 
 const GROUP_KEY: i8 = 0;
@@ -110,7 +110,7 @@ pub async fn join_group(
     let outcome = broker
         .with_coordinator(&group_id.clone(), move |coord, _| async move {
             let group = coord.get_or_create(&group_id);
-            let started = Group::join(&group, &coord, join);
+            let started = Group::join(&group, &coord.config, join);
             match started {
                 Ok(outcome) => outcome,
                 // The group dropped the waiter without an answer.
@@ -232,7 +232,7 @@ pub async fn leave_group(broker: &Arc<Broker>, req: LeaveGroupRequest, version: 
             let Some(group) = coord.get(&group_id) else {
                 return asked.iter().map(|_| code::of(E::UnknownMemberId)).collect::<Vec<_>>();
             };
-            asked.iter().map(|(id, instance)| Group::leave(&group, &coord, id, instance.as_deref())).collect()
+            asked.iter().map(|(id, instance)| Group::leave(&group, &coord.config, id, instance.as_deref())).collect()
         })
         .await;
     let results = match results {
@@ -365,7 +365,7 @@ pub async fn delete_groups(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> De
                     let batch = crate::group::encode_offset_tombstone(&id, &committed, crate::now_ms());
                     if let Err(e) = offsets.append_group_record(batch).await {
                         coord.restore(group);
-                        return super::commit_error(&e);
+                        return crate::error::commit_error(&e);
                     }
                 }
                 0

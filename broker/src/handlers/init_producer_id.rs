@@ -4,7 +4,7 @@
 //! without a transactional id always gets a fresh id, also when it names
 //! its current id and epoch (KIP-360's recovery after UNKNOWN_PRODUCER_ID
 //! or an expired sequence). With a transactional id the transaction
-//! coordinator answers (`transactions::init_transactional`).
+//! coordinator answers (`txn::coordinator::init_transactional`).
 
 use std::sync::Arc;
 
@@ -12,8 +12,8 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use kafka_protocol::ResponseError;
 use sluice_raft::ApplyError;
 
-use super::code;
 use crate::broker::{Broker, BrokerError};
+use crate::error::code;
 
 pub async fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
     let failed = |e: ResponseError| {
@@ -28,7 +28,7 @@ pub async fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest, version: i
             return failed(ResponseError::InvalidRequest);
         }
         let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
-        return match super::transactions::init_transactional(
+        return match crate::txn::coordinator::init_transactional(
             broker,
             id.to_string(),
             req.transaction_timeout_ms,

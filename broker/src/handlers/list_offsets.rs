@@ -11,8 +11,8 @@ use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
 use sluice_storage::{Partition, StorageError};
 
-use super::code;
 use crate::broker::Broker;
+use crate::error::code;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;

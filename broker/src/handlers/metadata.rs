@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::code;
+use crate::error::code;
 use sluice_raft::{ApplyError, ClusterMetadata, NO_LEADER};
 
 use crate::broker::{Broker, BrokerError, Topic};

@@ -2,6 +2,7 @@
 //! serve: ApiVersions advertises exactly it, and dispatch refuses anything
 //! outside it, so advertising and handling cannot drift apart.
 
+mod api;
 mod api_versions;
 mod configs;
 mod create_partitions;
@@ -26,24 +27,16 @@ mod transactions;
 
 use std::sync::Arc;
 
-pub use create_topics::MAX_PARTITIONS;
+pub use api::{ApiSpec, HandleError, LaterReply, Reply};
 
-use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, JoinGroupResponse, SyncGroupResponse};
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
 use kafka_protocol::ResponseError;
-use sluice_protocol::message::{encode_response, EncodeError, Request, RequestError};
+use sluice_protocol::message::{encode_response, Request};
 
 use crate::broker::Broker;
-use crate::server::Shutdown;
-
-/// An API we serve and the versions of it we handle completely.
-#[derive(Debug, Clone, Copy)]
-pub struct ApiSpec {
-    pub key: ApiKey,
-    pub min: i16,
-    pub max: i16,
-}
+use crate::error::code;
+use crate::runtime::shutdown::Shutdown;
 
 pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::Produce, min: 3, max: 13 },
@@ -88,25 +81,6 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::RemoveRaftVoter, min: 0, max: 0 },
 ];
 
-/// Failures that end the connection (Kafka closes it for these too).
-#[derive(Debug, thiserror::Error)]
-pub enum HandleError {
-    #[error("{0:?} is not supported by this broker")]
-    UnsupportedApi(ApiKey),
-    #[error("{api:?} v{version} is not supported (we serve v{min}-v{max})")]
-    UnsupportedVersion { api: ApiKey, version: i16, min: i16, max: i16 },
-    #[error(transparent)]
-    Decode(#[from] RequestError),
-    #[error(transparent)]
-    Encode(#[from] EncodeError),
-}
-
-/// A response to write, once ready; `None` means none is sent (acks=0).
-pub type Reply = Result<Option<Bytes>, HandleError>;
-
-/// A request whose effects are ordered but whose answer is still coming.
-pub type LaterReply = std::pin::Pin<Box<dyn std::future::Future<Output = Reply>>>;
-
 /// Starts a Produce: returns once its appends are queued in order (see
 /// `produce::start`), with the answer still to come. The connection reads
 /// the next request meanwhile and writes answers in request order, so a
@@ -141,7 +115,7 @@ pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown, p
     let version = check_version(&req)?;
     match req.api_key {
         // KIP-511: any version is answered, unsupported ones with a v0 error.
-        ApiKey::ApiVersions => api_versions::handle(&req).map(Some),
+        ApiKey::ApiVersions => api_versions::handle(&req, SUPPORTED).map(Some),
         ApiKey::Metadata => {
             let resp = metadata::handle(broker, req.decode("Metadata")?, version).await;
             reply(&req, "Metadata", &resp)
@@ -295,40 +269,6 @@ pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown, p
 
 fn reply<T: Encodable + HeaderVersion>(req: &Request, what: &'static str, resp: &T) -> Reply {
     Ok(Some(encode_response(what, req.header.correlation_id, req.version(), resp)?))
-}
-
-/// Kafka error codes, by name, for handlers.
-pub(crate) mod code {
-    use kafka_protocol::ResponseError as E;
-    pub const NONE: i16 = 0;
-    pub fn of(e: E) -> i16 {
-        e.code()
-    }
-}
-
-/// The error a group request gets when its `__consumer_offsets` write
-/// fails, as Kafka's group coordinator maps them.
-pub(crate) fn commit_error(e: &crate::replication::CommitError) -> i16 {
-    use crate::replication::CommitError;
-    use kafka_protocol::ResponseError as E;
-    code::of(match e {
-        CommitError::Kafka(E::NotLeaderOrFollower) | CommitError::Storage(_) => E::NotCoordinator,
-        CommitError::Kafka(
-            E::NotEnoughReplicas | E::NotEnoughReplicasAfterAppend | E::RequestTimedOut | E::UnknownTopicOrPartition,
-        ) => E::CoordinatorNotAvailable,
-        CommitError::Kafka(_) => E::UnknownServerError,
-    })
-}
-
-/// The error a group request gets when it cannot reach its coordinator.
-pub(crate) fn route_error(e: &crate::broker::GroupRouteError) -> i16 {
-    use crate::broker::GroupRouteError;
-    use kafka_protocol::ResponseError as E;
-    match e {
-        GroupRouteError::NotReady => code::of(E::CoordinatorNotAvailable),
-        GroupRouteError::Moved => code::of(E::NotCoordinator),
-        GroupRouteError::Loading => code::of(E::CoordinatorLoadInProgress),
-    }
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError as E;
 
-use super::{code, route_error};
 use crate::broker::Broker;
+use crate::error::{code, route_error};
 use crate::group::{
     encode_offset_commit, encode_offset_tombstone, Committed, GroupState, OffsetEntry, MAX_METADATA_BYTES,
 };
@@ -55,7 +55,7 @@ pub async fn commit(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16
             let batch = encode_offset_commit(&group_id, &to_write, crate::now_ms());
             if let Err(e) = offsets.append_group_record(batch).await {
                 tracing::warn!(group = %group_id, error = ?e, "writing committed offsets failed");
-                return super::commit_error(&e);
+                return crate::error::commit_error(&e);
             }
             let mut g = group.borrow_mut();
             for (topic, partition, c) in to_write {

@@ -21,10 +21,11 @@ use sluice_protocol::batch::{set_log_append_time, validate_produced};
 use sluice_storage::{AppendInfo, LogOffsets};
 use uuid::Uuid;
 
-use super::code;
 use crate::broker::{Broker, Topic};
-use crate::replication::CommitError;
-use crate::shard::{Pending, ShardError};
+use crate::error::code;
+use crate::error::CommitError;
+use crate::replication::replica::{Acks, Append};
+use crate::runtime::shard::{Pending, ShardError};
 use crate::topic_config::TopicSettings;
 
 /// A partition's answer: decided already, or waiting on its owner shard.
@@ -159,7 +160,7 @@ async fn start_append(broker: &Arc<Broker>, topic: &Topic, index: i32, records: 
         };
         if txn_guard.is_some() {
             let name = &topic.meta.name;
-            let verified = super::transactions::verify_produce(
+            let verified = crate::txn::coordinator::verify_produce(
                 broker,
                 transactional_id,
                 producer_id,
@@ -208,19 +209,9 @@ async fn start_append(broker: &Arc<Broker>, topic: &Topic, index: i32, records: 
     let started = broker
         .shards
         .spawn_on_partition(tp, move |replica| async move {
-            if acks == -1 && replica.is_leader() && replica.isr_len() < min_isr {
-                return Err(CommitError::Kafka(ResponseError::NotEnoughReplicas));
-            }
-            if transactional && !replica.log.admit_transactional(producer_id, txn_guard) {
-                return Err(CommitError::Kafka(ResponseError::InvalidTxnState));
-            }
-            let result = replica.append_as_leader(bytes).await;
-            drop(budget);
-            let (info, _) = result?;
-            if acks == -1 {
-                replica.wait_committed(info.last_offset + 1, min_isr, timeout).await.map_err(CommitError::Kafka)?;
-            }
-            Ok((info, replica.log.offsets()))
+            let acks = if acks == -1 { Acks::All { min_isr, timeout } } else { Acks::Leader };
+            let transaction = transactional.then_some((producer_id, txn_guard));
+            replica.append(Append { batch: bytes, acks, transaction, budget: Some(budget) }).await
         })
         .await;
     match started {

@@ -15,8 +15,8 @@ use kafka_protocol::ResponseError;
 use sluice_raft::{VoterChange, VoterChangeError};
 use uuid::Uuid;
 
-use super::code;
 use crate::broker::Broker;
+use crate::error::code;
 
 pub async fn add(broker: &Arc<Broker>, req: AddRaftVoterRequest) -> AddRaftVoterResponse {
     let (code, message) = match check(broker, req.cluster_id.as_ref(), req.voter_id) {

@@ -20,8 +20,8 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_raft::ApplyError;
 
-use super::code;
 use crate::broker::Broker;
+use crate::error::code;
 
 type Outcome = Result<(), (ResponseError, String)>;
 

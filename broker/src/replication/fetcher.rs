@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::replica::{Replica, Role};
 use crate::broker::Broker;
 use crate::kafka_client::{ClientError, KafkaConnection};
-use crate::shard::ShardContext;
+use crate::runtime::shard::ShardContext;
 
 /// v15: the request names this broker's registration (KIP-903); topics go by id.
 const FETCH_VERSION: i16 = 15;

@@ -10,7 +10,6 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use sluice_raft::{MetadataView, PartitionState};
 use sluice_storage::{LogConfig, Partition};
 use tokio::sync::Notify;
@@ -19,7 +18,8 @@ use uuid::Uuid;
 use super::replica::{Replica, Role, Transition};
 use crate::broker::{partition_dir, Broker};
 use crate::group::OFFSETS_TOPIC;
-use crate::shard::{ShardContext, TopicPartition};
+use crate::replication::replica::TopicPartition;
+use crate::runtime::shard::ShardContext;
 use crate::txn::TXN_TOPIC;
 
 /// One replica this broker hosts, as the metadata describes it.
@@ -228,7 +228,7 @@ fn claim_partition_dir(dir: &Path, topic_id: Uuid) -> std::io::Result<()> {
 /// `leader_epoch` into its coordinator, so committed offsets survive
 /// restarts and failovers. Whether it loaded whole while still leading.
 async fn load_groups(ctx: &ShardContext, replica: &Replica, leader_epoch: i32) -> bool {
-    let replayed = replay_log(replica, leader_epoch, |bytes| {
+    let replayed = replica.replay(leader_epoch, |bytes| {
         let (records, next) = crate::group::decode_batch(bytes);
         records.into_iter().for_each(|r| ctx.coordinator.replay(replica.index, r));
         next
@@ -240,29 +240,4 @@ async fn load_groups(ctx: &ShardContext, replica: &Replica, leader_epoch: i32) -
             false
         }
     }
-}
-
-/// Reads a replica's whole log in order, handing each read to `apply`,
-/// which returns the offset after the last whole batch it took. Stops as
-/// soon as the replica no longer leads in `leader_epoch` (the state it
-/// loaded into was dropped, or a newer load started): `Ok(false)`.
-pub(crate) async fn replay_log(
-    replica: &Replica,
-    leader_epoch: i32,
-    mut apply: impl FnMut(Bytes) -> Option<i64>,
-) -> Result<bool, sluice_storage::StorageError> {
-    let log = &replica.log;
-    let leading = || replica.is_leader() && replica.leader_epoch() == leader_epoch;
-    let mut offset = log.offsets().log_start_offset;
-    while offset < log.offsets().log_end_offset {
-        let (read, _) = log.read(offset, 1 << 20, true, i64::MAX).await?;
-        if !leading() {
-            return Ok(false);
-        }
-        match apply(Bytes::from(read.bytes)) {
-            Some(next) if next > offset => offset = next,
-            _ => break,
-        }
-    }
-    Ok(leading())
 }

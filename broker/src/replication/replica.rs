@@ -11,11 +11,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use sluice_raft::{PartitionState, NO_LEADER};
 use sluice_storage::{set_leader_epoch, AppendInfo, LogOffsets, Partition, SequenceError, StorageError};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
+
+use crate::error::CommitError;
 
 /// A follower's progress as the leader sees it.
 #[derive(Debug, Clone, Copy)]
@@ -106,11 +109,28 @@ pub enum Transition {
     Other,
 }
 
-/// Why an append could not be confirmed as committed.
-#[derive(Debug)]
-pub enum CommitError {
-    Kafka(ResponseError),
-    Storage(StorageError),
+/// How long an append waits: Kafka's acks (0 and 1 both wait for the
+/// leader's own append only).
+#[derive(Debug, Clone, Copy)]
+pub enum Acks {
+    Leader,
+    /// acks=all: refused below `min_isr` (min.insync.replicas), answered
+    /// once the high watermark passes the batch or after `timeout`.
+    All {
+        min_isr: usize,
+        timeout: Duration,
+    },
+}
+
+/// One batch to append as leader.
+pub struct Append {
+    pub batch: Vec<u8>,
+    pub acks: Acks,
+    /// A transactional batch's producer id and the KIP-890 verification
+    /// guard its append must still hold (a marker in between voids it).
+    pub transaction: Option<(i64, Option<u64>)>,
+    /// Produce bytes reserved on the shard, released once written.
+    pub budget: Option<OwnedSemaphorePermit>,
 }
 
 pub struct Replica {
@@ -417,7 +437,7 @@ impl Replica {
     }
 
     /// Appends a batch as leader, stamped with the leader epoch.
-    pub async fn append_as_leader(&self, mut batch: Vec<u8>) -> Result<(AppendInfo, LogOffsets), CommitError> {
+    async fn append_as_leader(&self, mut batch: Vec<u8>) -> Result<(AppendInfo, LogOffsets), CommitError> {
         let epoch = match &*self.role.borrow() {
             Role::Leader(l) => l.leader_epoch,
             _ => return Err(CommitError::Kafka(ResponseError::NotLeaderOrFollower)),
@@ -472,6 +492,34 @@ impl Replica {
         }
     }
 
+    /// Appends as leader, the one place Kafka's produce rules are applied
+    /// (in Kafka's order): not the leader, then too few in the ISR for
+    /// acks=all, then a transactional batch whose KIP-890 verification was
+    /// voided, then the append, then (acks=all) the wait for the ISR.
+    pub async fn append(&self, append: Append) -> Result<(AppendInfo, LogOffsets), CommitError> {
+        let Append { batch, acks, transaction, budget } = append;
+        if !self.is_leader() {
+            return Err(CommitError::Kafka(ResponseError::NotLeaderOrFollower));
+        }
+        if let Acks::All { min_isr, .. } = acks {
+            if self.isr_len() < min_isr {
+                return Err(CommitError::Kafka(ResponseError::NotEnoughReplicas));
+            }
+        }
+        if let Some((producer_id, guard)) = transaction {
+            if !self.log.admit_transactional(producer_id, guard) {
+                return Err(CommitError::Kafka(ResponseError::InvalidTxnState));
+            }
+        }
+        let appended = self.append_as_leader(batch).await;
+        drop(budget);
+        let (info, _) = appended?;
+        if let Acks::All { min_isr, timeout } = acks {
+            self.wait_committed(info.last_offset + 1, min_isr, timeout).await.map_err(CommitError::Kafka)?;
+        }
+        Ok((info, self.log.offsets()))
+    }
+
     /// Appends as leader and waits until the ISR has it (acks=all).
     pub async fn append_committed(
         &self,
@@ -479,12 +527,32 @@ impl Replica {
         min_isr: usize,
         timeout: Duration,
     ) -> Result<(AppendInfo, LogOffsets), CommitError> {
-        if self.isr_len() < min_isr {
-            return Err(CommitError::Kafka(ResponseError::NotEnoughReplicas));
+        self.append(Append { batch, acks: Acks::All { min_isr, timeout }, transaction: None, budget: None }).await
+    }
+
+    /// Reads a replica's whole log in order, handing each read to `apply`,
+    /// which returns the offset after the last whole batch it took. Stops as
+    /// soon as the replica no longer leads in `leader_epoch` (the state it
+    /// loaded into was dropped, or a newer load started): `Ok(false)`.
+    pub async fn replay(
+        &self,
+        leader_epoch: i32,
+        mut apply: impl FnMut(Bytes) -> Option<i64>,
+    ) -> Result<bool, StorageError> {
+        let log = &self.log;
+        let leading = || self.is_leader() && self.leader_epoch() == leader_epoch;
+        let mut offset = log.offsets().log_start_offset;
+        while offset < log.offsets().log_end_offset {
+            let (read, _) = log.read(offset, 1 << 20, true, i64::MAX).await?;
+            if !leading() {
+                return Ok(false);
+            }
+            match apply(Bytes::from(read.bytes)) {
+                Some(next) if next > offset => offset = next,
+                _ => break,
+            }
         }
-        let (info, _) = self.append_as_leader(batch).await?;
-        self.wait_committed(info.last_offset + 1, min_isr, timeout).await.map_err(CommitError::Kafka)?;
-        Ok((info, self.log.offsets()))
+        Ok(leading())
     }
 
     /// Whether this replica still follows `leader` in `epoch`, so a fetch
@@ -521,7 +589,11 @@ impl Replica {
 }
 
 /// Replicas of one shard, by partition.
-pub type Replicas = RefCell<HashMap<crate::shard::TopicPartition, Rc<Replica>>>;
+/// Partitions are addressed by topic id, so a deleted and re-created topic
+/// of the same name never reaches the old partition.
+pub type TopicPartition = (uuid::Uuid, i32);
+
+pub type Replicas = RefCell<HashMap<TopicPartition, Rc<Replica>>>;
 
 #[cfg(test)]
 mod tests {

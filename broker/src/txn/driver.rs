@@ -13,8 +13,9 @@ use kafka_protocol::ResponseError;
 use super::markers::{self, Marker};
 use super::{TxnCoordinator, TxnMetadata};
 use crate::broker::Broker;
-use crate::replication::{CommitError, Replica};
-use crate::shard::ShardContext;
+use crate::error::CommitError;
+use crate::replication::replica::Replica;
+use crate::runtime::shard::ShardContext;
 
 /// How long a state change may wait for replication (Kafka's
 /// transaction.state.log write uses the request timeout).
@@ -91,7 +92,7 @@ pub fn complete_in_background(broker: Arc<Broker>, ctx: Rc<ShardContext>, replic
 /// `leader_epoch`, then finishes every transaction it left prepared but not
 /// completed. Whether it loaded whole while still leading.
 pub async fn load(broker: &Arc<Broker>, ctx: &Rc<ShardContext>, replica: &Rc<Replica>, leader_epoch: i32) -> bool {
-    let replayed = crate::replication::replay_log(replica, leader_epoch, |bytes| {
+    let replayed = replica.replay(leader_epoch, |bytes| {
         let (records, next) = super::decode(bytes);
         records.into_iter().for_each(|(id, meta)| ctx.transactions.replay(id, meta));
         next

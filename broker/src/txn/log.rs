@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::RecordBatchDecoder;
 
-use super::{TxnMetadata, TxnState};
+use super::state::{TxnMetadata, TxnState};
 
 const KEY_VERSION: i16 = 0;
 const VALUE_VERSION: i16 = 0;

@@ -17,9 +17,10 @@ use kafka_protocol::records::Record;
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
+use crate::error::CommitError;
 use crate::kafka_client::KafkaConnection;
-use crate::replication::{CommitError, Replica};
-use crate::shard::ShardContext;
+use crate::replication::replica::Replica;
+use crate::runtime::shard::ShardContext;
 
 /// How long one marker write may wait for replication, and how long a
 /// coordinator waits for a WriteTxnMarkers answer (longer: the leader

@@ -12,16 +12,12 @@ use std::rc::Rc;
 
 use sluice_storage::{Partition, Ring};
 
-use crate::group::{Coordinator, GroupConfig};
-use crate::replication::{Replica, Replicas};
+use crate::config::GroupConfig;
+use crate::group::Coordinator;
+use crate::replication::replica::{Replica, Replicas, TopicPartition};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
-use uuid::Uuid;
-
-/// Partitions are addressed by topic id, so a deleted and re-created topic
-/// of the same name never reaches the old partition.
-pub type TopicPartition = (Uuid, i32);
 
 /// Jobs each shard's channel holds before senders wait.
 const JOB_QUEUE: usize = 1024;
@@ -285,6 +281,8 @@ pub fn pin_to_core(index: usize) {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     #[test]

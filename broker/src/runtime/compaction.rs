@@ -11,8 +11,8 @@ use std::time::Duration;
 use sluice_protocol::compact::BatchRecords;
 use sluice_storage::{CompactableBatch, RecordCodec};
 
-use crate::server::Shutdown;
-use crate::shard::ShardContext;
+use crate::runtime::shard::ShardContext;
+use crate::runtime::shutdown::Shutdown;
 
 /// Reads Kafka records for the cleaner.
 pub struct KafkaRecords;
