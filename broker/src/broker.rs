@@ -508,21 +508,6 @@ impl Broker {
     }
 }
 
-/// fdatasyncs every partition this shard owns; with `checkpoint`, then
-/// records each one's recovery point (`Some(true)`: a clean stop).
-pub async fn flush_local(ctx: &ShardContext, checkpoint: Option<bool>) {
-    for ((topic, partition), replica) in ctx.all() {
-        let p = &replica.log;
-        let mut outcome = p.flush().await;
-        if let (Ok(()), Some(clean)) = (&outcome, checkpoint) {
-            outcome = p.checkpoint(clean);
-        }
-        if let Err(e) = outcome {
-            tracing::error!(%topic, partition, error = %e, "flush failed");
-        }
-    }
-}
-
 pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
 }

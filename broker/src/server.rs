@@ -15,11 +15,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Barrier};
 use tokio::task::JoinSet;
 
-use crate::broker::{flush_local, Broker};
+use crate::broker::Broker;
 use crate::config::Config;
 use crate::replication::isr::shrink_isrs_periodically;
 use crate::replication::reconcile::{follow_metadata, reconcile};
-use crate::runtime::shard::{pin_to_core, JobQueue, ShardContext, ShardSet};
+use crate::runtime::shard::{pin_to_core, Flush, JobQueue, ShardContext, ShardSet};
 use crate::runtime::shutdown::Shutdown;
 use sluice_raft::{MetadataQuorum, QuorumConfig, QuorumError};
 
@@ -315,7 +315,7 @@ impl ShardThread {
         let _ = offsets.await;
         let _ = txns.await;
         let _ = isr.await;
-        flush_local(&ctx, Some(true)).await;
+        ctx.flush(Flush::CleanStop).await;
         jobs.abort();
     }
 }
@@ -327,7 +327,7 @@ async fn flush_periodically(ctx: Rc<ShardContext>, shutdown: Shutdown) {
         if checkpoint {
             last_checkpoint = tokio::time::Instant::now();
         }
-        flush_local(&ctx, checkpoint.then_some(false)).await;
+        ctx.flush(if checkpoint { Flush::Checkpoint } else { Flush::Only }).await;
     }
 }
 

@@ -94,6 +94,33 @@ impl ShardContext {
     }
 }
 
+/// What a flush of a shard's partitions does after the fdatasync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    Only,
+    /// Records each partition's recovery point (a restart after a crash
+    /// re-checks only what lies above it).
+    Checkpoint,
+    /// Records the recovery point as a clean stop: nothing above it to check.
+    CleanStop,
+}
+
+impl ShardContext {
+    /// fdatasyncs every partition this shard owns, then does what `how` says.
+    pub async fn flush(&self, how: Flush) {
+        for ((topic, partition), replica) in self.all() {
+            let p = &replica.log;
+            let mut outcome = p.flush().await;
+            if outcome.is_ok() && how != Flush::Only {
+                outcome = p.checkpoint(how == Flush::CleanStop);
+            }
+            if let Err(e) = outcome {
+                tracing::error!(%topic, partition, error = %e, "flush failed");
+            }
+        }
+    }
+}
+
 fn current() -> Option<Rc<ShardContext>> {
     CURRENT.with(|c| c.borrow().clone())
 }
