@@ -1,10 +1,13 @@
-//! One module per API family. `SUPPORTED` is the single table of what we
-//! serve: ApiVersions advertises exactly it, and dispatch refuses anything
-//! outside it, so advertising and handling cannot drift apart.
+//! The Kafka APIs we serve: one file per API (families in folders), and
+//! the one table, below, of each API's key, the versions we handle
+//! completely and the call that serves it. ApiVersions advertises exactly
+//! that table and dispatch refuses anything outside it, so advertising and
+//! handling cannot drift apart; adding an API is adding a file and a row.
 
+mod alter_partition_reassignments;
 mod api;
 mod api_versions;
-mod configs;
+mod config;
 mod create_partitions;
 mod create_topics;
 mod delete_records;
@@ -14,17 +17,17 @@ mod describe_log_dirs;
 mod describe_producers;
 mod elect_leaders;
 mod fetch;
-mod groups;
+mod group;
 mod init_producer_id;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_for_leader_epoch;
-mod offsets;
 mod produce;
-mod raft_voters;
-mod reassignments;
-mod transactions;
+mod raft;
+mod txn;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use api::{ApiSpec, HandleError, LaterReply, Reply};
@@ -38,48 +41,87 @@ use crate::broker::Broker;
 use crate::error::code;
 use crate::runtime::shutdown::Shutdown;
 
-pub const SUPPORTED: &[ApiSpec] = &[
-    ApiSpec { key: ApiKey::Produce, min: 3, max: 13 },
-    ApiSpec { key: ApiKey::Fetch, min: 4, max: 18 },
-    ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 10 },
-    ApiSpec { key: ApiKey::Metadata, min: 0, max: 13 },
-    ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 4 },
-    ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 },
-    ApiSpec { key: ApiKey::DeleteTopics, min: 1, max: 6 },
-    ApiSpec { key: ApiKey::DeleteRecords, min: 0, max: 2 },
-    ApiSpec { key: ApiKey::FindCoordinator, min: 0, max: 6 },
-    ApiSpec { key: ApiKey::JoinGroup, min: 0, max: 9 },
-    ApiSpec { key: ApiKey::SyncGroup, min: 0, max: 5 },
-    ApiSpec { key: ApiKey::Heartbeat, min: 0, max: 4 },
-    ApiSpec { key: ApiKey::LeaveGroup, min: 0, max: 5 },
-    ApiSpec { key: ApiKey::OffsetCommit, min: 2, max: 9 },
-    ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 9 },
-    ApiSpec { key: ApiKey::DescribeGroups, min: 0, max: 6 },
-    ApiSpec { key: ApiKey::ListGroups, min: 0, max: 5 },
-    ApiSpec { key: ApiKey::DeleteGroups, min: 0, max: 2 },
-    ApiSpec { key: ApiKey::OffsetDelete, min: 0, max: 0 },
-    ApiSpec { key: ApiKey::OffsetForLeaderEpoch, min: 0, max: 4 },
-    ApiSpec { key: ApiKey::CreatePartitions, min: 0, max: 3 },
-    ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 2 },
-    ApiSpec { key: ApiKey::InitProducerId, min: 0, max: 5 },
-    ApiSpec { key: ApiKey::DescribeProducers, min: 0, max: 0 },
-    ApiSpec { key: ApiKey::AddPartitionsToTxn, min: 0, max: 4 },
-    ApiSpec { key: ApiKey::AddOffsetsToTxn, min: 0, max: 3 },
-    ApiSpec { key: ApiKey::EndTxn, min: 0, max: 4 },
-    ApiSpec { key: ApiKey::WriteTxnMarkers, min: 1, max: 1 },
-    ApiSpec { key: ApiKey::TxnOffsetCommit, min: 0, max: 4 },
-    ApiSpec { key: ApiKey::DescribeTransactions, min: 0, max: 0 },
-    ApiSpec { key: ApiKey::ListTransactions, min: 0, max: 1 },
-    ApiSpec { key: ApiKey::DescribeLogDirs, min: 1, max: 4 },
-    ApiSpec { key: ApiKey::DescribeConfigs, min: 1, max: 4 },
-    ApiSpec { key: ApiKey::AlterConfigs, min: 0, max: 2 },
-    ApiSpec { key: ApiKey::IncrementalAlterConfigs, min: 0, max: 1 },
-    ApiSpec { key: ApiKey::ElectLeaders, min: 0, max: 2 },
-    ApiSpec { key: ApiKey::AlterPartitionReassignments, min: 0, max: 1 },
-    ApiSpec { key: ApiKey::ListPartitionReassignments, min: 0, max: 0 },
-    ApiSpec { key: ApiKey::AddRaftVoter, min: 0, max: 0 },
-    ApiSpec { key: ApiKey::RemoveRaftVoter, min: 0, max: 0 },
-];
+/// Defines `SUPPORTED` and `serve` from one list of rows
+/// `Key min..=max => expression`; each expression answers `req` with the
+/// names the list opens with in scope.
+macro_rules! apis {
+    (|$broker:ident, $req:ident, $version:ident, $shutdown:ident, $peer:ident| {
+        $($key:ident $min:literal ..= $max:literal => $serve:expr,)*
+    }) => {
+        pub const SUPPORTED: &[ApiSpec] = &[$(ApiSpec { key: ApiKey::$key, min: $min, max: $max },)*];
+
+        async fn serve($broker: &Arc<Broker>, $req: Request, $version: i16, $shutdown: &Shutdown, $peer: SocketAddr) -> Reply {
+            match $req.api_key {
+                $(ApiKey::$key => $serve,)*
+                other => Err(HandleError::UnsupportedApi(other)),
+            }
+        }
+    };
+}
+
+apis!(|broker, req, version, shutdown, peer| {
+    Produce 3..=13 => start_produce(broker, req).await?.await,
+    Fetch 4..=18 => reply(&req, "Fetch", &fetch::handle(broker, req.decode("Fetch")?, version, shutdown).await),
+    ListOffsets 1..=10 => reply(&req, "ListOffsets", &list_offsets::handle(broker, req.decode("ListOffsets")?, version).await),
+    Metadata 0..=13 => reply(&req, "Metadata", &metadata::handle(broker, req.decode("Metadata")?, version).await),
+    // KIP-511: any version is answered, unsupported ones with a v0 error.
+    ApiVersions 0..=4 => api_versions::handle(&req, SUPPORTED).map(Some),
+    CreateTopics 2..=7 => reply(&req, "CreateTopics", &create_topics::handle(broker, req.decode("CreateTopics")?, version).await),
+    DeleteTopics 1..=6 => reply(&req, "DeleteTopics", &delete_topics::handle(broker, req.decode("DeleteTopics")?, version).await),
+    DeleteRecords 0..=2 => reply(&req, "DeleteRecords", &delete_records::handle(broker, req.decode("DeleteRecords")?, version).await),
+    FindCoordinator 0..=6 => reply(&req, "FindCoordinator", &group::find_coordinator::handle(broker, req.decode("FindCoordinator")?, version).await),
+    JoinGroup 0..=9 => {
+        let client_id = req.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
+        let host = format!("/{}", peer.ip());
+        let join = group::join_group::handle(broker, req.decode("JoinGroup")?, version, client_id, host);
+        // A join can wait for a whole rebalance: do not hold shutdown up.
+        let resp = tokio::select! {
+            resp = join => resp,
+            _ = shutdown.wait() => JoinGroupResponse::default()
+                .with_error_code(code::of(ResponseError::CoordinatorNotAvailable))
+                .with_generation_id(-1),
+        };
+        reply(&req, "JoinGroup", &resp)
+    },
+    SyncGroup 0..=5 => {
+        let sync = group::sync_group::handle(broker, req.decode("SyncGroup")?, version);
+        let resp = tokio::select! {
+            resp = sync => resp,
+            _ = shutdown.wait() => SyncGroupResponse::default()
+                .with_error_code(code::of(ResponseError::CoordinatorNotAvailable)),
+        };
+        reply(&req, "SyncGroup", &resp)
+    },
+    Heartbeat 0..=4 => reply(&req, "Heartbeat", &group::heartbeat::handle(broker, req.decode("Heartbeat")?).await),
+    LeaveGroup 0..=5 => reply(&req, "LeaveGroup", &group::leave_group::handle(broker, req.decode("LeaveGroup")?, version).await),
+    OffsetCommit 2..=9 => reply(&req, "OffsetCommit", &group::offset_commit::handle(broker, req.decode("OffsetCommit")?, version).await),
+    OffsetFetch 1..=9 => reply(&req, "OffsetFetch", &group::offset_fetch::handle(broker, req.decode("OffsetFetch")?, version).await),
+    DescribeGroups 0..=6 => reply(&req, "DescribeGroups", &group::describe_groups::handle(broker, req.decode("DescribeGroups")?, version).await),
+    ListGroups 0..=5 => reply(&req, "ListGroups", &group::list_groups::handle(broker, req.decode("ListGroups")?, version).await),
+    DeleteGroups 0..=2 => reply(&req, "DeleteGroups", &group::delete_groups::handle(broker, req.decode("DeleteGroups")?).await),
+    OffsetDelete 0..=0 => reply(&req, "OffsetDelete", &group::offset_delete::handle(broker, req.decode("OffsetDelete")?).await),
+    OffsetForLeaderEpoch 0..=4 => reply(&req, "OffsetForLeaderEpoch", &offset_for_leader_epoch::handle(broker, req.decode("OffsetForLeaderEpoch")?).await),
+    CreatePartitions 0..=3 => reply(&req, "CreatePartitions", &create_partitions::handle(broker, req.decode("CreatePartitions")?).await),
+    DescribeCluster 0..=2 => reply(&req, "DescribeCluster", &describe_cluster::handle(broker, req.decode("DescribeCluster")?)),
+    InitProducerId 0..=5 => reply(&req, "InitProducerId", &init_producer_id::handle(broker, req.decode("InitProducerId")?, version).await),
+    DescribeProducers 0..=0 => reply(&req, "DescribeProducers", &describe_producers::handle(broker, req.decode("DescribeProducers")?).await),
+    AddPartitionsToTxn 0..=4 => reply(&req, "AddPartitionsToTxn", &txn::add_partitions_to_txn::handle(broker, req.decode("AddPartitionsToTxn")?, version).await),
+    AddOffsetsToTxn 0..=3 => reply(&req, "AddOffsetsToTxn", &txn::add_offsets_to_txn::handle(broker, req.decode("AddOffsetsToTxn")?, version).await),
+    EndTxn 0..=4 => reply(&req, "EndTxn", &txn::end_txn::handle(broker, req.decode("EndTxn")?, version).await),
+    WriteTxnMarkers 1..=1 => reply(&req, "WriteTxnMarkers", &txn::write_txn_markers::handle(broker, req.decode("WriteTxnMarkers")?).await),
+    TxnOffsetCommit 0..=4 => reply(&req, "TxnOffsetCommit", &txn::txn_offset_commit::handle(broker, req.decode("TxnOffsetCommit")?).await),
+    DescribeTransactions 0..=0 => reply(&req, "DescribeTransactions", &txn::describe_transactions::handle(broker, req.decode("DescribeTransactions")?).await),
+    ListTransactions 0..=1 => reply(&req, "ListTransactions", &txn::list_transactions::handle(broker, req.decode("ListTransactions")?).await),
+    DescribeLogDirs 1..=4 => reply(&req, "DescribeLogDirs", &describe_log_dirs::handle(broker, req.decode("DescribeLogDirs")?).await),
+    DescribeConfigs 1..=4 => reply(&req, "DescribeConfigs", &config::describe_configs::handle(broker, req.decode("DescribeConfigs")?)),
+    AlterConfigs 0..=2 => reply(&req, "AlterConfigs", &config::alter_configs::handle(broker, req.decode("AlterConfigs")?).await),
+    IncrementalAlterConfigs 0..=1 => reply(&req, "IncrementalAlterConfigs", &config::incremental_alter_configs::handle(broker, req.decode("IncrementalAlterConfigs")?).await),
+    ElectLeaders 0..=2 => reply(&req, "ElectLeaders", &elect_leaders::handle(broker, req.decode("ElectLeaders")?).await),
+    AlterPartitionReassignments 0..=1 => reply(&req, "AlterPartitionReassignments", &alter_partition_reassignments::handle(broker, req.decode("AlterPartitionReassignments")?).await),
+    ListPartitionReassignments 0..=0 => reply(&req, "ListPartitionReassignments", &list_partition_reassignments::handle(broker, req.decode("ListPartitionReassignments")?)),
+    AddRaftVoter 0..=0 => reply(&req, "AddRaftVoter", &raft::add_raft_voter::handle(broker, req.decode("AddRaftVoter")?).await),
+    RemoveRaftVoter 0..=0 => reply(&req, "RemoveRaftVoter", &raft::remove_raft_voter::handle(broker, req.decode("RemoveRaftVoter")?).await),
+});
 
 /// Starts a Produce: returns once its appends are queued in order (see
 /// `produce::start`), with the answer still to come. The connection reads
@@ -111,160 +153,9 @@ fn check_version(req: &Request) -> Result<i16, HandleError> {
 }
 
 /// Runs one request. `Ok(None)` means no response is sent (acks=0 produce).
-pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown, peer: std::net::SocketAddr) -> Reply {
+pub async fn dispatch(broker: &Arc<Broker>, req: Request, shutdown: &Shutdown, peer: SocketAddr) -> Reply {
     let version = check_version(&req)?;
-    match req.api_key {
-        // KIP-511: any version is answered, unsupported ones with a v0 error.
-        ApiKey::ApiVersions => api_versions::handle(&req, SUPPORTED).map(Some),
-        ApiKey::Metadata => {
-            let resp = metadata::handle(broker, req.decode("Metadata")?, version).await;
-            reply(&req, "Metadata", &resp)
-        }
-        ApiKey::Produce => start_produce(broker, req).await?.await,
-        ApiKey::Fetch => {
-            let resp = fetch::handle(broker, req.decode("Fetch")?, version, shutdown).await;
-            reply(&req, "Fetch", &resp)
-        }
-        ApiKey::ListOffsets => {
-            let resp = list_offsets::handle(broker, req.decode("ListOffsets")?, version).await;
-            reply(&req, "ListOffsets", &resp)
-        }
-        ApiKey::CreateTopics => {
-            let resp = create_topics::handle(broker, req.decode("CreateTopics")?, version).await;
-            reply(&req, "CreateTopics", &resp)
-        }
-        ApiKey::DeleteTopics => {
-            let resp = delete_topics::handle(broker, req.decode("DeleteTopics")?, version).await;
-            reply(&req, "DeleteTopics", &resp)
-        }
-        ApiKey::OffsetForLeaderEpoch => {
-            let resp = offset_for_leader_epoch::handle(broker, req.decode("OffsetForLeaderEpoch")?).await;
-            reply(&req, "OffsetForLeaderEpoch", &resp)
-        }
-        ApiKey::CreatePartitions => {
-            let resp = create_partitions::handle(broker, req.decode("CreatePartitions")?).await;
-            reply(&req, "CreatePartitions", &resp)
-        }
-        ApiKey::DescribeCluster => {
-            let resp = describe_cluster::handle(broker, req.decode("DescribeCluster")?);
-            reply(&req, "DescribeCluster", &resp)
-        }
-        ApiKey::DescribeConfigs => {
-            reply(&req, "DescribeConfigs", &configs::describe(broker, req.decode("DescribeConfigs")?))
-        }
-        ApiKey::AlterConfigs => reply(&req, "AlterConfigs", &configs::alter(broker, req.decode("AlterConfigs")?).await),
-        ApiKey::IncrementalAlterConfigs => {
-            let resp = configs::incremental_alter(broker, req.decode("IncrementalAlterConfigs")?).await;
-            reply(&req, "IncrementalAlterConfigs", &resp)
-        }
-        ApiKey::AlterPartitionReassignments => {
-            let resp = reassignments::alter(broker, req.decode("AlterPartitionReassignments")?).await;
-            reply(&req, "AlterPartitionReassignments", &resp)
-        }
-        ApiKey::ListPartitionReassignments => {
-            let resp = reassignments::list(broker, req.decode("ListPartitionReassignments")?);
-            reply(&req, "ListPartitionReassignments", &resp)
-        }
-        ApiKey::AddRaftVoter => {
-            reply(&req, "AddRaftVoter", &raft_voters::add(broker, req.decode("AddRaftVoter")?).await)
-        }
-        ApiKey::RemoveRaftVoter => {
-            reply(&req, "RemoveRaftVoter", &raft_voters::remove(broker, req.decode("RemoveRaftVoter")?).await)
-        }
-        ApiKey::ElectLeaders => {
-            reply(&req, "ElectLeaders", &elect_leaders::handle(broker, req.decode("ElectLeaders")?).await)
-        }
-        ApiKey::DescribeLogDirs => {
-            let resp = describe_log_dirs::handle(broker, req.decode("DescribeLogDirs")?).await;
-            reply(&req, "DescribeLogDirs", &resp)
-        }
-        ApiKey::DescribeProducers => {
-            let resp = describe_producers::handle(broker, req.decode("DescribeProducers")?).await;
-            reply(&req, "DescribeProducers", &resp)
-        }
-        ApiKey::InitProducerId => {
-            let resp = init_producer_id::handle(broker, req.decode("InitProducerId")?, version).await;
-            reply(&req, "InitProducerId", &resp)
-        }
-        ApiKey::AddPartitionsToTxn => {
-            let resp = transactions::add_partitions(broker, req.decode("AddPartitionsToTxn")?, version).await;
-            reply(&req, "AddPartitionsToTxn", &resp)
-        }
-        ApiKey::AddOffsetsToTxn => {
-            let resp = transactions::add_offsets(broker, req.decode("AddOffsetsToTxn")?, version).await;
-            reply(&req, "AddOffsetsToTxn", &resp)
-        }
-        ApiKey::EndTxn => reply(&req, "EndTxn", &transactions::end_txn(broker, req.decode("EndTxn")?, version).await),
-        ApiKey::WriteTxnMarkers => {
-            let resp = transactions::write_markers(broker, req.decode("WriteTxnMarkers")?).await;
-            reply(&req, "WriteTxnMarkers", &resp)
-        }
-        ApiKey::TxnOffsetCommit => {
-            let resp = transactions::txn_offset_commit(broker, req.decode("TxnOffsetCommit")?).await;
-            reply(&req, "TxnOffsetCommit", &resp)
-        }
-        ApiKey::DescribeTransactions => {
-            let resp = transactions::describe(broker, req.decode("DescribeTransactions")?).await;
-            reply(&req, "DescribeTransactions", &resp)
-        }
-        ApiKey::ListTransactions => {
-            reply(&req, "ListTransactions", &transactions::list(broker, req.decode("ListTransactions")?).await)
-        }
-        ApiKey::DeleteRecords => {
-            let resp = delete_records::handle(broker, req.decode("DeleteRecords")?, version).await;
-            reply(&req, "DeleteRecords", &resp)
-        }
-        ApiKey::FindCoordinator => {
-            let resp = groups::find_coordinator(broker, req.decode("FindCoordinator")?, version).await;
-            reply(&req, "FindCoordinator", &resp)
-        }
-        ApiKey::JoinGroup => {
-            let client_id = req.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
-            let host = format!("/{}", peer.ip());
-            let join = groups::join_group(broker, req.decode("JoinGroup")?, version, client_id, host);
-            // A join can wait for a whole rebalance: do not hold shutdown up.
-            let resp = tokio::select! {
-                resp = join => resp,
-                _ = shutdown.wait() => JoinGroupResponse::default()
-                    .with_error_code(code::of(ResponseError::CoordinatorNotAvailable))
-                    .with_generation_id(-1),
-            };
-            reply(&req, "JoinGroup", &resp)
-        }
-        ApiKey::SyncGroup => {
-            let sync = groups::sync_group(broker, req.decode("SyncGroup")?, version);
-            let resp = tokio::select! {
-                resp = sync => resp,
-                _ = shutdown.wait() => SyncGroupResponse::default()
-                    .with_error_code(code::of(ResponseError::CoordinatorNotAvailable)),
-            };
-            reply(&req, "SyncGroup", &resp)
-        }
-        ApiKey::Heartbeat => reply(&req, "Heartbeat", &groups::heartbeat(broker, req.decode("Heartbeat")?).await),
-        ApiKey::LeaveGroup => {
-            reply(&req, "LeaveGroup", &groups::leave_group(broker, req.decode("LeaveGroup")?, version).await)
-        }
-        ApiKey::OffsetCommit => {
-            reply(&req, "OffsetCommit", &offsets::commit(broker, req.decode("OffsetCommit")?, version).await)
-        }
-        ApiKey::OffsetFetch => {
-            reply(&req, "OffsetFetch", &offsets::fetch(broker, req.decode("OffsetFetch")?, version).await)
-        }
-        ApiKey::DescribeGroups => {
-            let resp = groups::describe_groups(broker, req.decode("DescribeGroups")?, version).await;
-            reply(&req, "DescribeGroups", &resp)
-        }
-        ApiKey::ListGroups => {
-            reply(&req, "ListGroups", &groups::list_groups(broker, req.decode("ListGroups")?, version).await)
-        }
-        ApiKey::DeleteGroups => {
-            reply(&req, "DeleteGroups", &groups::delete_groups(broker, req.decode("DeleteGroups")?).await)
-        }
-        ApiKey::OffsetDelete => {
-            reply(&req, "OffsetDelete", &offsets::delete(broker, req.decode("OffsetDelete")?).await)
-        }
-        other => Err(HandleError::UnsupportedApi(other)),
-    }
+    serve(broker, req, version, shutdown, peer).await
 }
 
 fn reply<T: Encodable + HeaderVersion>(req: &Request, what: &'static str, resp: &T) -> Reply {
