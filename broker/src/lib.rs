@@ -6,6 +6,7 @@ mod broker_configs;
 pub mod cli;
 pub mod config;
 pub mod connection;
+mod data_dir;
 pub mod error;
 pub mod group;
 pub mod handlers;

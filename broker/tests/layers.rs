@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// under `src/` without `.rs`, `mod.rs` named by its folder). The longest
 /// matching prefix places a module.
 const BROKER_LAYERS: &[(&str, &[&str])] = &[
-    ("foundation", &["config", "error", "internal_records", "kafka_client", "topic_config"]),
+    ("foundation", &["config", "data_dir", "error", "internal_records", "kafka_client", "topic_config"]),
     ("state", &["group", "replication/replica", "txn"]),
     ("runtime", &["runtime"]),
     ("broker", &["broker"]),

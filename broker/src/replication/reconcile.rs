@@ -16,7 +16,8 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::replica::{Replica, Role, Transition};
-use crate::broker::{partition_dir, Broker};
+use crate::broker::Broker;
+use crate::data_dir::partition_dir;
 use crate::group::OFFSETS_TOPIC;
 use crate::replication::replica::TopicPartition;
 use crate::runtime::shard::ShardContext;
