@@ -4,8 +4,10 @@
 //! epochs and ISRs, topic configs. Changes are [`Command`]s; the state
 //! machine applies them deterministically on every node.
 
+mod apply;
 mod assign;
 mod command;
+mod election;
 mod error;
 mod model;
 mod network;

@@ -6,6 +6,7 @@
 
 mod batch;
 mod cleaner;
+mod config;
 mod epochs;
 mod error;
 mod files;
@@ -19,8 +20,9 @@ mod uring;
 
 pub use batch::{end_of_batches, set_leader_epoch, StoredBatch, TxnMarker, BATCH_HEADER_LEN};
 pub use cleaner::{CleanStats, CompactableBatch, Compaction, RecordCodec};
+pub use config::{FsyncPolicy, LogConfig};
 pub use error::{SequenceError, StorageError};
-pub use log::{AppendInfo, FsyncPolicy, LogConfig, PartitionLog, ReadResult};
+pub use log::{AppendInfo, PartitionLog, ReadResult};
 pub use partition::{LogOffsets, Partition};
 pub use producers::{AbortedTxn, ProducerBatch, ProducerSummary};
 pub use uring::Ring;

@@ -17,11 +17,12 @@ use tokio::sync::Notify;
 
 use crate::batch::{StoredBatch, BATCH_HEADER_LEN};
 use crate::cleaner::{self, CleanStats, RecordCodec};
+use crate::config::{FsyncPolicy, LogConfig};
 use crate::epochs::EpochCache;
 use crate::error::StorageError;
 use crate::files::{read_high_watermark, write_high_watermark, write_recovery_point, RecoveryPoint};
 use crate::log::CleanableSegment;
-use crate::log::{AppendInfo, FsyncPolicy, LogConfig, PartitionLog, ReadPlan, ReadResult};
+use crate::log::{AppendInfo, PartitionLog, ReadPlan, ReadResult};
 use crate::producers::{self, AbortedTxn, ProducerBatch, ProducerStates, ProducerSummary, Verdict};
 use crate::txnindex;
 use crate::uring::Ring;
