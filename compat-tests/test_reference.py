@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic, ResourceType
 
 sys.path.insert(0, str(Path(__file__).parent / "reference"))
 from reference_kafka import ReferenceKafka  # noqa: E402
@@ -90,3 +90,44 @@ def test_delete_records_and_configs_of_missing_things_answer_as_kafka_does(broke
     answers = on_both(brokers, ask)
     assert answers["sluice"] == answers["kafka"]
     assert answers["kafka"]["above the high watermark"] == [KafkaError.OFFSET_OUT_OF_RANGE]
+
+
+def test_partitions_offsets_and_missing_things_answer_as_kafka_does(brokers):
+    def ask(admin, bootstrap):
+        name = "ref-offsets"
+        assert create(admin, NewTopic(name, 2, 1)) == [0]
+        producer = Producer({"bootstrap.servers": bootstrap})
+        for _ in range(5):
+            producer.produce(name, value=b"x", partition=0)
+        assert producer.flush(TIMEOUT) == 0
+        for f in admin.delete_records([TopicPartition(name, 0, 2)]).values():
+            f.result(timeout=TIMEOUT)
+        # A committed offset first, so the group coordinator is loaded on
+        # both (a cold Kafka answers NOT_COORDINATOR while it creates
+        # __consumer_offsets, a transient Sluice does not mimic).
+        warm = Consumer({"bootstrap.servers": bootstrap, "group.id": "ref-warm", "enable.auto.commit": False})
+        warm.commit(offsets=[TopicPartition(name, 0, 1)], asynchronous=False)
+        answers = {
+            "same partition count": [error_of(f) for f in admin.create_partitions([NewPartitions(name, 2)]).values()],
+            "fewer partitions": [error_of(f) for f in admin.create_partitions([NewPartitions(name, 1)]).values()],
+            "partitions of a missing topic": [
+                error_of(f) for f in admin.create_partitions([NewPartitions("ref-missing", 3)]).values()
+            ],
+            "delete a missing topic": [
+                error_of(f) for f in admin.delete_topics(["ref-missing"], operation_timeout=10).values()
+            ],
+            "watermarks after DeleteRecords": warm.get_watermark_offsets(TopicPartition(name, 0), timeout=TIMEOUT),
+            "offsets for time 0": [
+                (t.offset, t.error)
+                for t in warm.offsets_for_times(
+                    [TopicPartition(name, 0, 0), TopicPartition(name, 1, 0)], timeout=TIMEOUT
+                )
+            ],
+            "delete a missing group": [error_of(f) for f in admin.delete_consumer_groups(["ref-nogroup"]).values()],
+        }
+        warm.close()
+        return answers
+
+    answers = on_both(brokers, ask)
+    assert answers["sluice"] == answers["kafka"]
+    assert answers["kafka"]["delete a missing group"] == [KafkaError.GROUP_ID_NOT_FOUND]
