@@ -10,6 +10,7 @@ prints the bootstrap address and leaves the nodes running; `... stop DIR`
 stops them."""
 
 import argparse
+import base64
 import os
 import shutil
 import signal
@@ -163,8 +164,6 @@ class ReferenceKafka:
 
 def uuid_for_kafka():
     """A cluster id as Kafka's `random-uuid` prints it (base64url, 22 chars)."""
-    import base64
-
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 

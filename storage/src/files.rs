@@ -21,26 +21,27 @@ pub struct RecoveryPoint {
     pub clean: bool,
 }
 
-pub(crate) fn read_log_start(dir: &Path) -> Result<Option<i64>, StorageError> {
-    let path = dir.join(LOG_START_FILE);
+/// A checkpoint file's text, or `None` when it was never written.
+fn read_checkpoint(dir: &Path, name: &str, what: &'static str) -> Result<Option<String>, StorageError> {
+    let path = dir.join(name);
     match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(text.trim().parse().ok()),
+        Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StorageError::io("read log start offset", &path)(e)),
+        Err(e) => Err(StorageError::io(what, &path)(e)),
     }
 }
 
+pub(crate) fn read_log_start(dir: &Path) -> Result<Option<i64>, StorageError> {
+    Ok(read_checkpoint(dir, LOG_START_FILE, "read log start offset")?.and_then(|t| t.trim().parse().ok()))
+}
+
 pub(crate) fn read_recovery_point(dir: &Path) -> Result<RecoveryPoint, StorageError> {
-    let path = dir.join(RECOVERY_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let mut words = text.split_whitespace();
-            let offset = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
-            Ok(RecoveryPoint { offset, clean: words.next() == Some("clean") })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RecoveryPoint::default()),
-        Err(e) => Err(StorageError::io("read recovery point", &path)(e)),
-    }
+    let Some(text) = read_checkpoint(dir, RECOVERY_FILE, "read recovery point")? else {
+        return Ok(RecoveryPoint::default());
+    };
+    let mut words = text.split_whitespace();
+    let offset = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+    Ok(RecoveryPoint { offset, clean: words.next() == Some("clean") })
 }
 
 const HIGH_WATERMARK: &str = "high-watermark";
@@ -48,12 +49,7 @@ const HIGH_WATERMARK: &str = "high-watermark";
 /// The replication high watermark last checkpointed (Kafka's
 /// replication-offset-checkpoint, kept per partition here).
 pub(crate) fn read_high_watermark(dir: &Path) -> Result<Option<i64>, StorageError> {
-    let path = dir.join(HIGH_WATERMARK);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(text.trim().parse().ok()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StorageError::io("read high watermark", &path)(e)),
-    }
+    Ok(read_checkpoint(dir, HIGH_WATERMARK, "read high watermark")?.and_then(|t| t.trim().parse().ok()))
 }
 
 pub(crate) fn write_high_watermark(dir: &Path, offset: i64) -> Result<(), StorageError> {
