@@ -7,7 +7,7 @@ SLUICE_BIN  := $(TARGET_DIR)/debug/sluice
 VENV        := .venv
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run build cluster cluster-stop test unit compat chaos lint bench bench-soak bench-tools bench-storage deps deps-build deps-apt deps-python deps-node deps-examples clean
+.PHONY: run build cluster cluster-stop test unit compat compat-java chaos lint bench bench-soak bench-tools bench-storage deps deps-build deps-apt deps-python deps-node deps-examples deps-java clean
 
 ## Build and start a one-node broker on 127.0.0.1:9092 with data under ./data.
 run: build
@@ -43,7 +43,7 @@ cluster-stop:
 
 ## Install test dependencies, then run every test: Rust unit and integration
 ## tests, then the client compatibility suites against the real binary.
-test: deps unit compat
+test: deps unit compat compat-java
 
 unit: deps-build
 	$(CARGO) test $(PROFILE) --workspace
@@ -54,6 +54,14 @@ unit: deps-build
 compat: deps
 	$(CARGO) test $(PROFILE) --workspace --no-run
 	SLUICE_BIN=$(abspath $(SLUICE_BIN)) $(VENV)/bin/pytest compat-tests
+
+## The JVM suites (compat-tests/java, JUnit 5): the Java client and Kafka's
+## own tools and libraries, each scenario run against Sluice and against a
+## reference Apache Kafka 4.4 (compat-tests/reference) in the same run.
+## Maven resolves everything once into ~/.m2.
+compat-java: deps-java
+	$(CARGO) test $(PROFILE) --workspace --no-run
+	mvn -B -ntp -f compat-tests/java/pom.xml test -Dsluice.bin=$(abspath $(SLUICE_BIN))
 
 ## The fault-injection suite run long (compat-tests/test_chaos.py; `make
 ## test` runs it for 5 cycles): CHAOS_CYCLES faults (default 50, about 20
@@ -98,7 +106,7 @@ lint: deps-build
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy $(PROFILE) --workspace --all-targets -- -D warnings
 
-deps: deps-build deps-apt deps-python deps-node deps-examples
+deps: deps-build deps-apt deps-python deps-node deps-examples deps-java
 
 # The rocksdb crate (raft/) generates its bindings with bindgen, which needs libclang.
 deps-build:
@@ -128,6 +136,11 @@ $(EXAMPLES)/transactions:
 	  tar xzf $$crate -C $(EXAMPLES) --strip-components=3 $(RDKAFKA_SYS)/librdkafka/examples/transactions.c
 	rm -r $(EXAMPLES)/fetch
 	cc -O1 -I/usr/include/librdkafka -o $@ $(EXAMPLES)/transactions.c -lrdkafka
+
+# Java 17 and Maven run the JVM suites and the reference Kafka.
+deps-java:
+	@command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless maven; }
 
 deps-python: $(VENV)/.installed
 $(VENV)/.installed: compat-tests/requirements.txt

@@ -276,3 +276,46 @@ fn create_topics(c: &mut common::Client, name: &str, partitions: i32) {
     let resp: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req);
     assert_eq!(resp.topics[0].error_code, 0);
 }
+
+/// KIP-345 and KIP-814: a static leader restarting with new subscription
+/// metadata (its owned partitions are gone) gets the current generation
+/// back, told to skip the assignment, and the group does not rebalance.
+#[test]
+fn a_static_leader_rejoining_a_stable_group_skips_the_assignment() {
+    let broker = Broker::start(&["--group-initial-rebalance-delay-ms", "0"]);
+    let mut c = broker.connect();
+    let static_join = |member: &str, metadata: &'static [u8]| {
+        join("static", member, 10_000).with_group_instance_id(Some(s("a"))).with_protocols(vec![
+            JoinGroupRequestProtocol::default().with_name(s("range")).with_metadata(Bytes::from_static(metadata)),
+        ])
+    };
+    let first: JoinGroupResponse = c.call(ApiKey::JoinGroup, 9, &static_join("", b"owns p0"));
+    assert_eq!((first.error_code, first.generation_id), (0, 1), "a static member joins at once");
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(s("static")))
+        .with_generation_id(1)
+        .with_member_id(first.member_id.clone())
+        .with_group_instance_id(Some(s("a")))
+        .with_assignments(vec![SyncGroupRequestAssignment::default()
+            .with_member_id(first.member_id.clone())
+            .with_assignment(Bytes::from_static(b"p0"))]);
+    let resp: SyncGroupResponse = c.call(ApiKey::SyncGroup, 5, &sync);
+    assert_eq!(resp.error_code, 0);
+
+    let again: JoinGroupResponse = c.call(ApiKey::JoinGroup, 9, &static_join("", b"owns nothing"));
+    assert_eq!((again.error_code, again.generation_id), (0, 1), "no new generation");
+    assert_ne!(again.member_id, first.member_id);
+    assert_eq!(again.leader, again.member_id, "still the leader, under its new id");
+    assert!(again.skip_assignment);
+    assert_eq!(&again.members[0].metadata[..], b"owns nothing", "its metadata is replaced");
+    let resp: SyncGroupResponse =
+        c.call(ApiKey::SyncGroup, 5, &sync.with_member_id(again.member_id.clone()).with_assignments(vec![]));
+    assert_eq!((resp.error_code, &resp.assignment[..]), (0, &b"p0"[..]), "the assignment it had");
+    let hb = HeartbeatRequest::default()
+        .with_group_id(GroupId(s("static")))
+        .with_member_id(first.member_id)
+        .with_group_instance_id(Some(s("a")))
+        .with_generation_id(1);
+    let resp: HeartbeatResponse = c.call(ApiKey::Heartbeat, 4, &hb);
+    assert_eq!(resp.error_code, E::FencedInstanceId.code(), "the old id is fenced");
+}

@@ -162,6 +162,27 @@ class ReferenceKafka:
         self.stop()
 
 
+def stop_pids(pids, timeout=30):
+    """SIGTERM (Kafka shuts down cleanly), then SIGKILL what is left after `timeout`."""
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def uuid_for_kafka():
     """A cluster id as Kafka's `random-uuid` prints it (base64url, 22 chars)."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -179,11 +200,7 @@ def main():
             print(kafka.bootstrap)
         else:
             pids = Path(args.directory, "pids")
-            for pid in pids.read_text().split() if pids.exists() else []:
-                try:
-                    os.kill(int(pid), signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            stop_pids([int(p) for p in pids.read_text().split()] if pids.exists() else [])
     except ReferenceError as e:
         print(f"reference kafka: {e}", file=sys.stderr)
         return 1

@@ -77,6 +77,9 @@ pub struct JoinOutcome {
     pub member_id: String,
     /// Filled for the leader only: every member and its metadata.
     pub members: Vec<MemberSnapshot>,
+    /// A static leader that rejoined a stable group keeps the current
+    /// assignment instead of computing one (JoinGroup v9, KIP-814).
+    pub skip_assignment: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -369,7 +372,7 @@ impl Group {
         if let Some(tx) = member.sync.take() {
             let _ = tx.send(SyncOutcome { error: error(E::FencedInstanceId), ..Default::default() });
         }
-        let unchanged = member.protocols == req.protocols;
+        member.protocols = req.protocols;
         member.id = new_id.clone();
         member.heartbeat_deadline = Instant::now() + member.session_timeout;
         if let Some(instance) = &req.instance_id {
@@ -380,18 +383,17 @@ impl Group {
             self.leader = Some(new_id.clone());
         }
         self.members.insert(new_id.clone(), member);
-        if self.state == GroupState::Stable && unchanged {
+        // As Kafka does, only a change of the group's protocol rebalances:
+        // the member's metadata (owned partitions, generation) differs on
+        // every restart and is simply replaced.
+        if self.state == GroupState::Stable && self.protocol == self.select_protocol() {
             let mut outcome = self.join_outcome_for(&new_id);
-            // The leader learns the members again but need not reassign.
-            if !was_leader {
-                outcome.members.clear();
-            }
+            // The leader learns the members again but must not reassign (KIP-814).
+            outcome.skip_assignment = was_leader;
             return Ok(outcome);
         }
-        let id = new_id.clone();
         let (tx, rx) = oneshot::channel();
-        if let Some(m) = self.members.get_mut(&id) {
-            m.protocols = req.protocols;
+        if let Some(m) = self.members.get_mut(&new_id) {
             m.join = Some(tx);
         }
         if self.state == GroupState::PreparingRebalance {
@@ -410,6 +412,7 @@ impl Group {
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
             members: if leader == member_id { self.members() } else { Vec::new() },
+            skip_assignment: false,
             leader,
             member_id: member_id.to_string(),
         }

@@ -77,7 +77,8 @@ pub async fn handle(
         })
         .with_leader(s(&o.leader))
         .with_member_id(s(&o.member_id))
-        .with_members(members);
+        .with_members(members)
+        .with_skip_assignment(version >= 9 && o.skip_assignment);
     if version >= 7 {
         resp.with_protocol_type(opt(o.protocol_type))
     } else {
