@@ -87,6 +87,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "zstd level used when compression.type is zstd."),
     def("delete.retention.ms", "86400000", Kind::Long { min: 0 }, Some(("log.cleaner.delete.retention.ms", "86400000")),
         "How long a tombstone (null value) stays in a compacted topic after it has been cleaned, so consumers can see the delete."),
+    def("errors.deadletterqueue.group.enable", "false", Kind::Bool, None,
+        "Dead-letter topics for share groups (Kafka 4.4); accepted, no effect: this broker has no share groups."),
     def("file.delete.delay.ms", "60000", Kind::Long { min: 0 }, Some(("log.segment.delete.delay.ms", "60000")),
         "Delay before a removed segment's files are deleted."),
     def("flush.messages", MAX_LONG, Kind::Long { min: 1 }, Some(("log.flush.interval.messages", MAX_LONG)),
@@ -120,6 +122,14 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("min.insync.replicas", "1", Kind::Int { min: 1 }, Some(("min.insync.replicas", "1")),
         "In-sync replicas an acks=all write needs; fewer gives NOT_ENOUGH_REPLICAS."),
     def("preallocate", "false", Kind::Bool, Some(("log.preallocate", "false")), "Preallocate segment files when they are created."),
+    def("remote.copy.lag.bytes", "-1", Kind::Long { min: -1 }, None,
+        "Tiered storage copy lag (not available on this broker: accepted, no effect)."),
+    def("remote.copy.lag.ms", "0", Kind::Long { min: -1 }, None,
+        "Tiered storage copy lag (not available on this broker: accepted, no effect)."),
+    def("remote.log.copy.disable", "false", Kind::Bool, None,
+        "Stops copying to tiered storage (not available on this broker: accepted, no effect)."),
+    def("remote.log.delete.on.disable", "false", Kind::Bool, None,
+        "Deletes tiered segments when tiered storage is disabled (not available on this broker: accepted, no effect)."),
     def("remote.storage.enable", "false", Kind::Bool, None, "Tiered storage for the topic (not available on this broker)."),
     def("retention.bytes", "-1", Kind::Long { min: i64::MIN }, Some(("log.retention.bytes", "-1")),
         "Largest size a partition may grow to before its oldest segments are deleted; -1 means no limit."),
@@ -300,6 +310,14 @@ mod tests {
         assert!(validate("min.cleanable.dirty.ratio", "1.5").is_err());
         assert!(validate("remote.storage.enable", "true").unwrap_err().contains("Tiered Storage"));
         assert!(validate("compression.zstd.level", "23").is_err(), "above maximum");
+        // Kafka 4.4's newer names, with the validators its broker applies
+        // (asked of it: MirrorMaker 2 copies every topic config to the target).
+        assert!(validate("errors.deadletterqueue.group.enable", "true").is_ok());
+        assert!(validate("errors.deadletterqueue.group.enable", "1").is_err());
+        assert!(validate("remote.copy.lag.bytes", "-1").is_ok());
+        assert!(validate("remote.copy.lag.ms", "-2").is_err(), "below minimum");
+        assert!(validate("remote.log.copy.disable", "true").is_ok());
+        assert!(validate("remote.log.delete.on.disable", "abc").is_err());
         assert_eq!(canonical("unclean.leader.election.enable", " TRUE"), "true");
         assert_eq!(canonical("cleanup.policy", "compact, delete"), "compact,delete");
     }

@@ -120,7 +120,8 @@ class ReferenceKafka:
             )
             java = ["java", f"-Xmx{HEAP}", "-XX:+UseSerialGC", "-cp", cp]
             fmt = subprocess.run(
-                java + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+                # "=": a random id may start with "-", which would read as an option.
+                java + ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props)],
                 capture_output=True,
                 text=True,
             )
