@@ -5,6 +5,7 @@ package dev.sluice.compat;
 
 import static dev.sluice.compat.Clients.admin;
 import static dev.sluice.compat.Clients.consumer;
+import static dev.sluice.compat.Clients.fill;
 import static dev.sluice.compat.Clients.poll;
 import static dev.sluice.compat.Clients.producer;
 import static dev.sluice.compat.Clients.topic;
@@ -69,14 +70,6 @@ class AdminTest {
   static Throwable cause(Future<?> f) {
     ExecutionException e = assertThrows(ExecutionException.class, () -> f.get(30, TimeUnit.SECONDS));
     return e.getCause();
-  }
-
-  static void produce(Broker broker, String topic, int partition, int count) throws Exception {
-    try (KafkaProducer<String, String> p = producer(broker, Map.of())) {
-      for (int i = 0; i < count; i++) {
-        p.send(new ProducerRecord<>(topic, partition, null, "r" + i));
-      }
-    }
   }
 
   @OnBoth
@@ -190,7 +183,7 @@ class AdminTest {
   @OnBoth
   void clusterLogDirsAndLeadership(Broker broker) throws Exception {
     String name = topic(broker, "admin-cluster", 1);
-    produce(broker, name, 0, 5);
+    fill(broker, name, 1, 5);
     TopicPartition tp = new TopicPartition(name, 0);
     try (Admin admin = admin(broker)) {
       DescribeClusterResult cluster = admin.describeCluster();
@@ -221,8 +214,7 @@ class AdminTest {
   @OnBoth
   void consumerGroupsAreListedDescribedEditedAndDeleted(Broker broker) throws Exception {
     String name = topic(broker, "admin-groups", 2);
-    produce(broker, name, 0, 10);
-    produce(broker, name, 1, 10);
+    fill(broker, name, 2, 10);
     String group = unique("admin-group");
     TopicPartition p0 = new TopicPartition(name, 0);
     TopicPartition p1 = new TopicPartition(name, 1);

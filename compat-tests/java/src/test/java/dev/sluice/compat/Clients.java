@@ -21,6 +21,7 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
@@ -68,6 +69,17 @@ public final class Clients {
     Properties p = producerProps(broker);
     p.putAll(overrides);
     return new KafkaProducer<>(p);
+  }
+
+  /** Writes `perPartition` records "P:I" to each of the first `partitions` partitions, acks=all. */
+  public static void fill(Broker broker, String topic, int partitions, int perPartition) {
+    try (KafkaProducer<String, String> p = producer(broker, Map.of())) {
+      for (int part = 0; part < partitions; part++) {
+        for (int i = 0; i < perPartition; i++) {
+          p.send(new ProducerRecord<>(topic, part, null, part + ":" + i));
+        }
+      }
+    }
   }
 
   public static Properties consumerProps(Broker broker, String group) {

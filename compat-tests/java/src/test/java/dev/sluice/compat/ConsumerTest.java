@@ -5,6 +5,7 @@
 package dev.sluice.compat;
 
 import static dev.sluice.compat.Clients.consumer;
+import static dev.sluice.compat.Clients.fill;
 import static dev.sluice.compat.Clients.poll;
 import static dev.sluice.compat.Clients.producer;
 import static dev.sluice.compat.Clients.topic;
@@ -61,17 +62,6 @@ class ConsumerTest {
     @Override
     public void onPartitionsLost(Collection<TopicPartition> partitions) {
       owned.removeAll(partitions);
-    }
-  }
-
-  static void fill(Broker broker, String topic, int partitions, int perPartition) throws Exception {
-    try (KafkaProducer<String, String> p = producer(broker, Map.of())) {
-      for (int part = 0; part < partitions; part++) {
-        for (int i = 0; i < perPartition; i++) {
-          p.send(new ProducerRecord<>(topic, part, null, part + ":" + i));
-        }
-      }
-      p.flush();
     }
   }
 

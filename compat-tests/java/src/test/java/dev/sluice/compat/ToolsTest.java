@@ -5,6 +5,7 @@ package dev.sluice.compat;
 
 import static dev.sluice.compat.Clients.admin;
 import static dev.sluice.compat.Clients.consumer;
+import static dev.sluice.compat.Clients.fill;
 import static dev.sluice.compat.Clients.poll;
 import static dev.sluice.compat.Clients.producer;
 import static dev.sluice.compat.Clients.topic;
@@ -44,14 +45,6 @@ class ToolsTest {
     Matcher m = Pattern.compile(regex).matcher(text);
     assertTrue(m.find(), "no " + regex + " in:\n" + text);
     return m.group(1);
-  }
-
-  static void produce(Broker broker, String topic, int partition, int count) {
-    try (KafkaProducer<String, String> p = producer(broker, Map.of())) {
-      for (int i = 0; i < count; i++) {
-        p.send(new ProducerRecord<>(topic, partition, "k" + i, "v" + i));
-      }
-    }
   }
 
   @OnBoth
@@ -98,7 +91,7 @@ class ToolsTest {
   void consumerGroupsShowLagResetOffsetsAndDelete(Broker broker) throws Exception {
     String b = broker.bootstrap();
     String name = topic(broker, "tool-groups", 1);
-    produce(broker, name, 0, 10);
+    fill(broker, name, 1, 10);
     String group = unique("tool-group");
     try (KafkaConsumer<String, String> c = consumer(broker, group, Map.of())) {
       c.subscribe(List.of(name));
@@ -145,7 +138,7 @@ class ToolsTest {
   void offsetsAreReadAndRecordsDeleted(Broker broker, @org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
     String b = broker.bootstrap();
     String name = topic(broker, "tool-offsets", 1);
-    produce(broker, name, 0, 10);
+    fill(broker, name, 1, 10);
     assertEquals(name + ":0:10", ok("org.apache.kafka.tools.GetOffsetShell", null, "--bootstrap-server", b,
         "--topic", name).strip());
     Path json = tmp.resolve("delete.json");
